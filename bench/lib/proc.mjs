@@ -1,0 +1,128 @@
+// Child-process bookkeeping for the benchmarks: every process we start is tracked and ended on
+// normal exit, on error and on Ctrl-C. Only 127.0.0.1 is ever used.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const children = new Set();
+const cleanups = [];
+let installed = false;
+let exiting = false;
+
+/** Register a function to run (once) at shutdown, e.g. removing a temp dir or closing a server. */
+export function onCleanup(fn) { cleanups.push(fn); }
+
+export function installCleanup() {
+  if (installed) return;
+  installed = true;
+  const bail = (code) => {
+    if (exiting) return;
+    exiting = true;
+    cleanup().finally(() => process.exit(code));
+  };
+  process.on('SIGINT', () => { console.error('\ninterrupted: stopping child processes'); bail(130); });
+  process.on('SIGTERM', () => bail(143));
+  process.on('SIGHUP', () => bail(129));
+  process.on('uncaughtException', (err) => { console.error(err); bail(1); });
+  process.on('unhandledRejection', (err) => { console.error(err); bail(1); });
+  // Last resort, synchronous: nothing we started outlives us.
+  process.on('exit', () => {
+    for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  });
+}
+
+export async function cleanup() {
+  await Promise.allSettled([...children].map((c) => stopChild(c)));
+  while (cleanups.length) {
+    const fn = cleanups.pop();
+    try { await fn(); } catch (err) { console.error('cleanup:', err?.message ?? err); }
+  }
+}
+
+/** spawn() that remembers the child until it exits. */
+export function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export function startProcess(cmd, args, opts = {}) {
+  return track(spawn(cmd, args, opts));
+}
+
+export function isRunning(child) {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`. Resolves once the child has exited. */
+export async function stopChild(child, graceMs = 5000) {
+  if (!isRunning(child)) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const t = setTimeout(() => { if (isRunning(child)) child.kill('SIGKILL'); }, graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+/**
+ * Start one of our own helper scripts (bench/upstream.mjs, bench/bare-proxy.mjs). The helper
+ * listens on 127.0.0.1:0 and reports `{ ready: true, port }` over IPC; it exits when the IPC
+ * channel closes, so it cannot outlive the runner even after a SIGKILL.
+ */
+export async function startHelper(script, env = {}, timeoutMs = 15000) {
+  const child = startProcess(process.execPath, [script], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+  });
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    const ready = new Promise((resolve, reject) => {
+      child.on('message', (m) => { if (m && m.ready) resolve(m); });
+      child.once('exit', (code, sig) => reject(new Error(`${script} exited early (${code ?? sig})`)));
+      ac.signal.addEventListener('abort', () => reject(new Error(`${script}: not ready after ${timeoutMs} ms`)));
+    });
+    const msg = await ready;
+    return { child, pid: child.pid, port: msg.port };
+  } catch (err) {
+    await stopChild(child);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A currently free TCP port on 127.0.0.1 (bound then released; tiny race, fine on loopback). */
+export async function freePort() {
+  const srv = net.createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/**
+ * Poll `url` until it answers 200, `child` exits, or `timeoutMs` passes (bounded loop).
+ */
+export async function waitForHttp200(url, { child, timeoutMs = 30000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (child && !isRunning(child)) {
+      throw new Error(`process exited (${child.exitCode ?? child.signalCode}) before ${url} answered 200`);
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = err?.cause?.code ?? err?.message ?? String(err);
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
+}

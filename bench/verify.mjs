@@ -1,0 +1,88 @@
+// Micro-benchmark: µs per RS256 token verification, our TokenVerifier against jose and bare
+// node:crypto, in one run on one machine.
+//
+//   npx tsc -p tsconfig.build.json && node bench/verify.mjs [--tokens 2000] [--rounds 5]
+//
+// (a) jose jwtVerify with a CryptoKey            (WebCrypto per call)
+// (b) jose jwtVerify with createLocalJWKSet      (key lookup + WebCrypto)
+// (c) bare node:crypto.verify, cached KeyObject  (the floor: signature only)
+// (d) TokenVerifier, cache off, distinct tokens  (first-seen tokens: parse, key, signature, claims)
+// (e) TokenVerifier, cache hit
+import { createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { SignJWT, createLocalJWKSet, exportJWK, importJWK, jwtVerify } from 'jose';
+import { TokenVerifier } from '../dist/token/verify.js';
+
+const { values } = parseArgs({ options: { tokens: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '5' } } });
+const N = Number(values.tokens);
+const ROUNDS = Number(values.rounds);
+
+const ISS = 'https://idp.bench.example';
+const AUD = 'https://cdf.example';
+const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
+const jwks = { keys: [jwk] };
+const cryptoKey = await importJWK(jwk, 'RS256');
+const keyObject = createPublicKey({ key: jwk, format: 'jwk' });
+
+const now = Math.floor(Date.now() / 1000);
+const tokens = [];
+for (let i = 0; i < N; i++) {
+  tokens.push(await new SignJWT({ sub: `user-${i}`, groups: ['readers', 'writers'], scp: 'user_impersonation', email: `u${i}@example.com` })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench-1', typ: 'JWT' })
+    .setIssuer(ISS).setAudience(AUD).setIssuedAt(now).setExpirationTime(now + 3600)
+    .sign(privateKey));
+}
+
+const tokensConfig = {
+  jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000,
+  clockToleranceSec: 30, maxTokenBytes: 12288,
+};
+const issuers = [{ issuer: ISS, jwksUri: `${ISS}/jwks`, audiences: [AUD], algorithms: ['RS256'] }];
+const fakeFetch = async () => new Response(JSON.stringify(jwks), { status: 200, headers: { 'content-type': 'application/json' } });
+const uncached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch });
+const cached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 10000 }, fetch: fakeFetch });
+await uncached.warmUp();
+await cached.warmUp();
+if (!uncached.readiness().ready || !cached.readiness().ready) throw new Error('verifiers not ready');
+
+const localSet = createLocalJWKSet(jwks);
+const opts = { issuer: ISS, audience: AUD, algorithms: ['RS256'] };
+
+function bare(token) {
+  const dot = token.lastIndexOf('.');
+  const ok = cryptoVerify('sha256', Buffer.from(token.slice(0, dot), 'latin1'), keyObject, Buffer.from(token.slice(dot + 1), 'base64url'));
+  if (!ok) throw new Error('bad signature');
+}
+
+const cases = [
+  ['(a) jose jwtVerify, CryptoKey', async (tok) => { await jwtVerify(tok, cryptoKey, opts); }],
+  ['(b) jose jwtVerify, createLocalJWKSet', async (tok) => { await jwtVerify(tok, localSet, opts); }],
+  ['(c) node:crypto.verify, cached KeyObject', async (tok) => { bare(tok); }],
+  ['(d) TokenVerifier, cache off', async (tok) => { await uncached.verify(tok); }],
+  ['(e) TokenVerifier, cache hit', async () => { await cached.verify(tokens[0]); }],
+];
+await cached.verify(tokens[0]);
+
+// Rounds interleave the cases and each case keeps its best round, so a noisy (shared) machine
+// penalises every case alike and the figures stay comparable within one run.
+async function runOnce(fn) {
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) await fn(tokens[i]);
+  return ((performance.now() - t0) * 1000) / N;
+}
+for (const [, fn] of cases) for (let i = 0; i < Math.min(N, 500); i++) await fn(tokens[i]); // JIT warm-up
+const best = cases.map(() => Infinity);
+for (let r = 0; r < ROUNDS; r++) {
+  for (let c = 0; c < cases.length; c++) best[c] = Math.min(best[c], await runOnce(cases[c][1]));
+}
+const results = cases.map(([name], c) => [name, best[c]]);
+const floor = results[2][1];
+console.log(`RS256-2048, ${N} distinct tokens, best of ${ROUNDS} interleaved rounds, sequential awaits, node ${process.version}\n`);
+console.log(`${'case'.padEnd(44)}${'µs/op'.padStart(10)}${'ops/s'.padStart(12)}${'× (c)'.padStart(9)}`);
+for (const [name, us] of results) {
+  console.log(`${name.padEnd(44)}${us.toFixed(1).padStart(10)}${Math.round(1e6 / us).toString().padStart(12)}${(us / floor).toFixed(2).padStart(9)}`);
+}
+uncached.close();
+cached.close();

@@ -1,0 +1,43 @@
+// pino options for the whole gateway. We log only objects we build ourselves (never raw request
+// headers), and redaction is the second line of defence: any field that could carry a token,
+// cookie, API key or client secret is censored wherever it appears.
+import pino, { type DestinationStream, type Logger } from 'pino';
+import type { LogConfig } from './config/types.js';
+
+const SECRET_KEYS = [
+  'authorization', 'Authorization', 'cookie', 'Cookie', 'set-cookie', 'api-key', 'token', 'access_token',
+  'id_token', 'refresh_token', 'clientSecret', 'client_secret', 'secret', 'password', 'value', 'code_verifier',
+];
+
+export const REDACT_PATHS = [
+  ...SECRET_KEYS.map((k) => `["${k}"]`),
+  ...SECRET_KEYS.map((k) => `*["${k}"]`),
+  ...SECRET_KEYS.map((k) => `*.headers["${k}"]`),
+];
+
+/** Drops the query string: queries may carry codes, states or (refused) tokens. */
+export function pathOnly(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q) + '?[redacted]';
+}
+
+interface LoggableError { name?: string; message?: string; code?: string; detail?: string; status?: number }
+
+/** Errors are logged by type, code and message only: no stacks full of request data, no causes' payloads. */
+function errSerializer(err: LoggableError): Record<string, unknown> {
+  return { type: err.name, message: err.message, code: err.code, status: err.status, detail: err.detail };
+}
+
+export function createLogger(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: cfg.level,
+      base: { service: 'cdf-auth-gateway' },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: errSerializer, error: errSerializer, url: pathOnly },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}

@@ -1,0 +1,86 @@
+// prom-client instruments on a registry of our own (never the global one, so several gateways
+// can live in one process, as they do in tests). Modules receive the narrow Metrics interface.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type VerifyOutcome = 'valid' | 'cached' | 'invalid' | 'expired' | 'unavailable';
+export type FetchOutcome = 'ok' | 'error' | 'timeout';
+
+export interface Metrics {
+  request(route: string, status: number, decision: string): void;
+  tokenVerification(outcome: VerifyOutcome): void;
+  jwksFetch(issuer: string, outcome: FetchOutcome, seconds: number): void;
+  upstreamLatency(upstream: string, status: number, seconds: number): void;
+  clientCredentialsRefresh(upstream: string, outcome: 'ok' | 'error'): void;
+}
+
+export const noopMetrics: Metrics = {
+  request() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
+};
+
+export interface PromMetrics extends Metrics { readonly registry: Registry }
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cdf_gateway_' });
+  const requests = new Counter({
+    name: 'cdf_gateway_requests_total', help: 'Requests by route, status and decision',
+    labelNames: ['route', 'status', 'decision'] as const, registers: [registry],
+  });
+  const verifications = new Counter({
+    name: 'cdf_gateway_token_verifications_total', help: 'Bearer token verification outcomes',
+    labelNames: ['outcome'] as const, registers: [registry],
+  });
+  const jwksFetches = new Counter({
+    name: 'cdf_gateway_jwks_fetches_total', help: 'JWKS fetches by issuer and outcome',
+    labelNames: ['issuer', 'outcome'] as const, registers: [registry],
+  });
+  const jwksLatency = new Histogram({
+    name: 'cdf_gateway_jwks_fetch_duration_seconds', help: 'JWKS fetch latency in seconds',
+    labelNames: ['issuer'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+  });
+  const upstream = new Histogram({
+    name: 'cdf_gateway_upstream_duration_seconds', help: 'Upstream response time (to headers) in seconds',
+    labelNames: ['upstream', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
+  });
+  const ccRefresh = new Counter({
+    name: 'cdf_gateway_client_credentials_refreshes_total', help: 'Client-credentials token requests by upstream and outcome',
+    labelNames: ['upstream', 'outcome'] as const, registers: [registry],
+  });
+
+  // Label children are cached: prom-client hashes label values on every call otherwise.
+  const reqChildren = new Map<string, { inc(): void }>();
+  const upChildren = new Map<string, { observe(v: number): void }>();
+  const verifyChildren = new Map<string, { inc(): void }>();
+
+  return {
+    registry,
+    request(route, status, decision) {
+      const key = `${route}\0${status}\0${decision}`;
+      let c = reqChildren.get(key);
+      if (c === undefined) {
+        c = requests.labels(route, String(status), decision);
+        reqChildren.set(key, c);
+      }
+      c.inc();
+    },
+    tokenVerification(outcome) {
+      let c = verifyChildren.get(outcome);
+      if (c === undefined) { c = verifications.labels(outcome); verifyChildren.set(outcome, c); }
+      c.inc();
+    },
+    jwksFetch(issuer, outcome, seconds) {
+      jwksFetches.labels(issuer, outcome).inc();
+      jwksLatency.labels(issuer).observe(seconds);
+    },
+    upstreamLatency(name, status, seconds) {
+      const key = `${name}\0${status}`;
+      let h = upChildren.get(key);
+      if (h === undefined) { h = upstream.labels(name, String(status)); upChildren.set(key, h); }
+      h.observe(seconds);
+    },
+    clientCredentialsRefresh(name, outcome) {
+      ccRefresh.labels(name, outcome).inc();
+    },
+  };
+}

@@ -1,0 +1,213 @@
+// The gateway on one screen: every request passes the stages below in this order.
+//   target (canonical path) → route → bearer token → verify → authorize → credential → proxy
+// Errors thrown anywhere are GatewayErrors, answered in CDF's shape by the one handler here.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import replyFrom from '@fastify/reply-from';
+import type { DestinationStream, Logger } from 'pino';
+import type { GatewayConfig } from './config/types.js';
+import { systemClock, type Clock } from './clock.js';
+import { BadRequestError, GatewayError, InsufficientScopeError, MissingTokenError, NotFoundError, errorBody } from './errors.js';
+import { createLogger } from './log.js';
+import { createMetrics, type PromMetrics } from './metrics.js';
+import { createAdmin } from './admin.js';
+import { parseTarget } from './request/target.js';
+import { trustedProxyMatcher } from './request/trust.js';
+import { compileRoutes } from './policy/rules.js';
+import { isAllowed } from './policy/authorize.js';
+import { bearerToken } from './token/bearer.js';
+import { TokenVerifier } from './token/verify.js';
+import { createCredentialSource, type CredentialSource } from './upstream/credentials.js';
+import { createProxy, type ProxyState } from './upstream/proxy.js';
+
+export interface GatewayOptions {
+  /** Where JSON log lines go (default: stdout). */
+  logStream?: DestinationStream;
+  clock?: Clock;
+  fetch?: typeof fetch;
+}
+
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly admin: FastifyInstance;
+  readonly verifier: TokenVerifier;
+  readonly metrics: PromMetrics;
+  readonly logger: Logger;
+  /** Binds both listeners; returns their base URLs. */
+  listen(): Promise<{ url: string; adminUrl: string }>;
+  /** Stops accepting, drains in-flight requests, closes upstream pools. */
+  close(): Promise<void>;
+}
+
+/** What the access log line and the request metric report. */
+interface Outcome { route: string; decision: string; sub: string | null; path: string | null }
+
+declare module 'fastify' {
+  interface FastifyRequest { outcome: Outcome }
+}
+
+export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
+  const clock = opts.clock ?? systemClock;
+  const logger = createLogger(config.log, opts.logStream);
+  const metrics = createMetrics();
+  const verifier = new TokenVerifier({
+    issuers: config.issuers, tokens: config.tokens, clock, metrics, logger, ...(opts.fetch ? { fetch: opts.fetch } : {}),
+  });
+  const routes = compileRoutes(config.routes, config.upstreams);
+  const credentials = new Map<string, CredentialSource>();
+  const upstreamHosts = new Map<string, string>();
+  for (const up of Object.values(config.upstreams)) {
+    credentials.set(up.name, createCredentialSource(up, { clock, metrics, logger, ...(opts.fetch ? { fetch: opts.fetch } : {}) }));
+    upstreamHosts.set(up.name, new URL(up.url).host);
+  }
+  const isTrustedProxy = trustedProxyMatcher(config.server.trustedProxies);
+  const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, metrics });
+  const accessLog = config.log.accessLog;
+  const { server } = config;
+
+  const app = Fastify({
+    logger: false, // one access line per request is written below; Fastify's per-request child loggers are not needed
+    http: {
+      maxHeaderSize: server.maxHeaderBytes,
+      headersTimeout: server.headersTimeoutMs,
+      requestTimeout: server.requestTimeoutMs,
+      // Node checks the two timeouts above only this often (default 30 s).
+      connectionsCheckingInterval: Math.min(1000, server.headersTimeoutMs),
+    } as never,
+    requestTimeout: server.requestTimeoutMs,
+    keepAliveTimeout: server.keepAliveTimeoutMs,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    bodyLimit: 1024 * 1024, // only applies to parsers that buffer; we register none
+    routerOptions: { maxParamLength: 65535 },
+    frameworkErrors: (err, request, reply) => {
+      request.outcome = { route: '-', decision: 'invalid', sub: null, path: null };
+      sendError(reply, new BadRequestError('Bad request: malformed request target', err.message));
+    },
+  });
+  app.decorateRequest('outcome', null as unknown as Outcome);
+  app.decorateRequest('proxy', null);
+  void app.register(replyFrom, {
+    disableRequestLogging: true,
+    undici: { keepAliveTimeout: 30_000, connect: { timeout: 10_000 } } as never,
+  });
+
+  // Bodies are streamed to the upstream untouched, never parsed or buffered.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+    const outcome = request.outcome ?? (request.outcome = { route: '-', decision: 'error', sub: null, path: null });
+    let gw: GatewayError;
+    if (err instanceof GatewayError) {
+      gw = err;
+    } else if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      gw = new GatewayError(err.statusCode, 'Bad request', { detail: err.message });
+    } else {
+      gw = new GatewayError(500, 'Internal error', { detail: err.message });
+      logger.error({ err, route: outcome.route }, 'unexpected error');
+    }
+    if (outcome.decision === 'pending') outcome.decision = decisionFor(gw.status);
+    if (gw.status >= 500 && gw.detail) logger.warn({ route: outcome.route, status: gw.status, detail: gw.detail }, 'request failed');
+    else if (gw.detail && logger.isLevelEnabled('debug')) logger.debug({ route: outcome.route, status: gw.status, detail: gw.detail }, 'request refused');
+    sendError(reply, gw);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    request.outcome = { route: '-', decision: 'not_found', sub: null, path: null };
+    void reply.send(new NotFoundError() as never);
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const o = request.outcome ?? { route: '-', decision: 'error', sub: null, path: null };
+    metrics.request(o.route, reply.statusCode, o.decision);
+    if (accessLog) {
+      logger.info({
+        method: request.raw.method, path: o.path, route: o.route, decision: o.decision, sub: o.sub,
+        status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100,
+      }, 'request');
+    }
+    done();
+  });
+
+  async function handle(request: FastifyRequest, reply: FastifyReply) {
+    const raw = request.raw;
+    const outcome: Outcome = { route: '-', decision: 'pending', sub: null, path: null };
+    request.outcome = outcome;
+
+    const target = parseTarget(raw.url!);
+    outcome.path = target.path;
+    const route = routes.match(target.path);
+    if (route === null) throw new NotFoundError();
+    outcome.route = route.id;
+
+    let principal = null;
+    if (!route.isPublic) {
+      const token = bearerToken(raw.headers, raw.rawHeaders);
+      if (token === null) throw new MissingTokenError();
+      principal = await verifier.verify(token);
+      outcome.sub = principal.sub;
+      if (!isAllowed(route, raw.method!, principal)) throw new InsufficientScopeError();
+    }
+    // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
+    const source = credentials.get(route.upstream.name)!;
+    const credential = principal === null ? null : await source.get(principal);
+    outcome.decision = principal === null ? 'public' : 'allow';
+
+    const peer = raw.socket.remoteAddress ?? '';
+    const state: ProxyState = {
+      route,
+      forward: {
+        peer, proto: 'http', fromTrustedProxy: isTrustedProxy(peer), principal, credential,
+        upstreamHost: upstreamHosts.get(route.upstream.name)!,
+      },
+      secret: principal === null ? null : source.secret(),
+      startedAt: performance.now(),
+      bodyTooLarge: false,
+    };
+    request.proxy = state;
+    return proxy.forward(request, reply, state, target.path);
+  }
+
+  app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
+  app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+
+  let closing = false;
+  const admin = createAdmin({ config: config.admin, metrics, verifier, isClosing: () => closing });
+
+  return {
+    app, admin, verifier, metrics, logger,
+    async listen() {
+      void verifier.warmUp();
+      const url = await app.listen({ host: server.host, port: server.port });
+      const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
+      logger.info({ url, adminUrl, routes: config.routes.length, issuers: config.issuers.length }, 'listening');
+      return { url, adminUrl };
+    },
+    async close() {
+      closing = true;
+      // server.close() closes only the connections idle at that moment; keep-alive connections
+      // whose request finishes while draining must be closed as they become idle.
+      const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+      try { await app.close(); } finally { clearInterval(reaper); }
+      await admin.close();
+      verifier.close();
+      for (const c of credentials.values()) c.close();
+      logger.flush();
+    },
+  };
+}
+
+function sendError(reply: FastifyReply, gw: GatewayError): void {
+  void reply.code(gw.status).headers(gw.headers).type('application/json').send(errorBody(gw.status, gw.message));
+}
+
+function decisionFor(status: number): string {
+  switch (status) {
+    case 400: return 'invalid';
+    case 401: return 'unauthenticated';
+    case 403: return 'deny';
+    case 404: return 'not_found';
+    case 413: return 'too_large';
+    default: return status >= 500 ? 'error' : 'invalid';
+  }
+}

@@ -1,0 +1,375 @@
+// One IssuerKeys per trusted issuer: its JWKS as cached node:crypto KeyObjects, plus the timing
+// policy (background refresh, riding out an IdP outage, cooldown on unknown kids) that jose's
+// createRemoteJWKSet does not implement on its own.
+//
+// jose does the fetching: single-flight reload(), the timeout as a typed error (JWKSTimeout),
+// `redirect: manual`, and JWKS shape validation. It is configured so that it never decides on
+// its own (cacheMaxAge Infinity, cooldown 0) and we only ever call its reload() and jwks(); all
+// timing decisions are made by decide() below, on our injected clock.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { createRemoteJWKSet, customFetch, errors as joseErrors, type JWK } from 'jose';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { IssuerConfig, TokensConfig } from '../config/types.js';
+import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
+import type { FetchOutcome, Metrics } from '../metrics.js';
+
+// ---------------------------------------------------------------------------------------------
+// The timing policy, as one pure function.
+
+/** What decide() needs to know about an issuer's key set. Times are clock milliseconds. */
+export interface KeyState {
+  /** Completion time of the last successful fetch; null: never fetched successfully. */
+  readonly lastSuccessAt: number | null;
+  /** Start time of the last fetch attempt (successful or not); null: never attempted. */
+  readonly lastAttemptAt: number | null;
+  /** A fetch is in flight (joining it costs the IdP nothing). */
+  readonly fetching: boolean;
+}
+
+export interface TimingPolicy {
+  /** A key set older than this is refreshed in the background (ms). */
+  readonly cacheMaxAgeMs: number;
+  /** A key set older than this is not used at all (ms). */
+  readonly maxStaleMs: number;
+  /** At most one fetch per this period, counted from the last attempt (ms). */
+  readonly cooldownMs: number;
+}
+
+export interface Decision {
+  /** The current key set may be used to verify signatures. */
+  readonly usable: boolean;
+  /** none: use what we have. background: start a refresh, do not wait. await: fetch (or join the fetch in flight) and wait for it. */
+  readonly refresh: 'none' | 'background' | 'await';
+}
+
+/**
+ * The key-set timing policy. `kidFound`: the token's key is in the current set; false means the
+ * request can only succeed after a refetch (unknown kid, rotation).
+ *
+ * - usable ⇔ fetched successfully and age ≤ maxStaleMs (exactly at maxStale: still usable).
+ * - A fetch may start when none was ever attempted or the last attempt is ≥ cooldownMs ago;
+ *   joining a fetch already in flight is always allowed.
+ * - Not usable, or kid not found: await a fetch if one may start/is running, else answer now
+ *   (503 or 401 unknown_kid) without touching the IdP.
+ * - Usable and found: when age > cacheMaxAgeMs refresh in the background (subject to the same
+ *   cooldown, so a down IdP is not hammered by background refreshes either).
+ */
+export function decide(state: KeyState, now: number, policy: TimingPolicy, kidFound: boolean): Decision {
+  const age = state.lastSuccessAt === null ? null : now - state.lastSuccessAt;
+  const usable = age !== null && age <= policy.maxStaleMs;
+  const mayStart = state.lastAttemptAt === null || now - state.lastAttemptAt >= policy.cooldownMs;
+  if (!usable || !kidFound) {
+    return { usable, refresh: state.fetching || mayStart ? 'await' : 'none' };
+  }
+  if (age !== null && age > policy.cacheMaxAgeMs && mayStart && !state.fetching) {
+    return { usable, refresh: 'background' };
+  }
+  return { usable, refresh: 'none' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys.
+
+/** A verification key from the issuer's JWKS. Reused across fetches while its JWK is unchanged. */
+export interface KeyEntry {
+  readonly kid: string | undefined;
+  /** The JWK's `alg`, when it names one: then only that algorithm may use the key. */
+  readonly alg: string | undefined;
+  /** RSA | EC (P-256, P-384, P-521) | OKP (Ed25519). */
+  readonly kty: 'RSA' | 'EC' | 'OKP';
+  readonly crv: string | undefined;
+  readonly key: KeyObject;
+  /** Identity of the JWK material (kid, alg, use, kty and public parameters). */
+  readonly fingerprint: string;
+}
+
+const EC_CURVES: Readonly<Record<string, string>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' };
+const MIN_RSA_BITS = 2048;
+
+/** Whether `entry` may verify a signature made with `alg`. */
+export function keyFitsAlg(entry: KeyEntry, alg: string): boolean {
+  if (entry.alg !== undefined && entry.alg !== alg) return false;
+  switch (entry.kty) {
+    case 'RSA': return alg.startsWith('RS') || alg.startsWith('PS');
+    case 'EC': return entry.crv !== undefined && EC_CURVES[entry.crv] === alg;
+    case 'OKP': return alg === 'EdDSA' && entry.crv === 'Ed25519';
+  }
+}
+
+const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/**
+ * JWK → KeyEntry, or null for keys we never use: `use` other than sig, `key_ops` without
+ * verify, symmetric (oct), private (has `d`), unsupported types/curves, RSA under 2048 bits,
+ * material node:crypto refuses.
+ */
+export function jwkToEntry(jwk: JWK, previous?: ReadonlyMap<string, KeyEntry>): KeyEntry | null {
+  if (jwk === null || typeof jwk !== 'object') return null;
+  if (jwk.use !== undefined && jwk.use !== 'sig') return null;
+  if (jwk.key_ops !== undefined && (!Array.isArray(jwk.key_ops) || !jwk.key_ops.includes('verify'))) return null;
+  if ('d' in jwk) return null;
+  if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return null;
+  if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return null;
+  let material: Record<string, string>;
+  switch (jwk.kty) {
+    case 'RSA':
+      if (!str(jwk.n) || !str(jwk.e)) return null;
+      material = { kty: 'RSA', n: jwk.n, e: jwk.e };
+      break;
+    case 'EC':
+      if (!str(jwk.crv) || EC_CURVES[jwk.crv] === undefined || !str(jwk.x) || !str(jwk.y)) return null;
+      material = { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y };
+      break;
+    case 'OKP':
+      if (jwk.crv !== 'Ed25519' || !str(jwk.x)) return null;
+      material = { kty: 'OKP', crv: jwk.crv, x: jwk.x };
+      break;
+    default:
+      return null;
+  }
+  const fingerprint = JSON.stringify([jwk.kid ?? null, jwk.alg ?? null, material]);
+  const reused = previous?.get(fingerprint);
+  if (reused !== undefined) return reused;
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: material as import('node:crypto').JsonWebKey, format: 'jwk' });
+  } catch {
+    return null;
+  }
+  if (key.type !== 'public') return null;
+  if (material.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return null;
+  return Object.freeze({
+    kid: jwk.kid, alg: jwk.alg, kty: material.kty as KeyEntry['kty'], crv: material.crv, key, fingerprint,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface IssuerKeysDeps {
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly logger?: Logger | undefined;
+  readonly fetch?: typeof fetch | undefined;
+}
+
+export interface IssuerStatus {
+  issuer: string;
+  ready: boolean;
+  keys: number;
+  ageMs: number | null;
+  lastError: string | null;
+}
+
+type RemoteSet = ReturnType<typeof createRemoteJWKSet>;
+
+export class IssuerKeys {
+  readonly issuer: string;
+  private readonly timeoutMs: number;
+  private readonly policy: TimingPolicy;
+  private readonly deps: IssuerKeysDeps;
+
+  private jwksUri: string | null;
+  private remote: RemoteSet | null = null;
+  /** Current usable keys. Replaced as a whole on every successful fetch that changes the set. */
+  private entries: readonly KeyEntry[] = [];
+  private current: ReadonlySet<KeyEntry> = new Set();
+  private byFingerprint: ReadonlyMap<string, KeyEntry> = new Map();
+  private lastSetText: string | null = null;
+
+  private lastSuccessAt: number | null = null;
+  private lastAttemptAt: number | null = null;
+  private lastError: string | null = null;
+  private pending: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(config: IssuerConfig, tokens: TokensConfig, deps: IssuerKeysDeps) {
+    this.issuer = config.issuer;
+    this.jwksUri = config.jwksUri;
+    this.timeoutMs = tokens.jwksTimeoutMs;
+    this.policy = {
+      cacheMaxAgeMs: tokens.jwksCacheMaxAgeMs,
+      maxStaleMs: tokens.jwksMaxStaleMs,
+      cooldownMs: tokens.jwksCooldownMs,
+    };
+    this.deps = deps;
+  }
+
+  private state(): KeyState {
+    return { lastSuccessAt: this.lastSuccessAt, lastAttemptAt: this.lastAttemptAt, fetching: this.pending !== null };
+  }
+
+  /** The keys of the current set that can verify `alg` with this `kid` (undefined: token has no kid). */
+  private candidates(alg: string, kid: string | undefined): KeyEntry[] {
+    const out: KeyEntry[] = [];
+    for (const e of this.entries) {
+      if ((kid === undefined || e.kid === kid) && keyFitsAlg(e, alg)) out.push(e);
+    }
+    return out;
+  }
+
+  /**
+   * The keys to try for a token (usually exactly one). Throws KeysUnavailableError when the
+   * issuer has no usable key set, InvalidTokenError('unknown_kid') when no key matches even
+   * after the refetch the policy allows.
+   */
+  async keysFor(alg: string, kid: string | undefined): Promise<readonly KeyEntry[]> {
+    let found = this.candidates(alg, kid);
+    const d = decide(this.state(), this.deps.clock(), this.policy, found.length > 0);
+    if (d.refresh === 'background') {
+      void this.refresh();
+    } else if (d.refresh === 'await') {
+      await this.refresh();
+      found = this.candidates(alg, kid);
+    } else if (!d.usable) {
+      throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'not fetched'}); in cooldown`);
+    }
+    if (d.refresh === 'await' && !this.usable(this.deps.clock())) {
+      throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'not fetched'})`);
+    }
+    if (found.length === 0) {
+      throw new InvalidTokenError('unknown_kid', kid === undefined ? `no ${alg} key without kid` : `unknown kid for ${alg}`);
+    }
+    if (kid === undefined && found.length > 1) {
+      throw new InvalidTokenError('unknown_kid', `token without kid and ${found.length} ${alg} keys`);
+    }
+    return found;
+  }
+
+  private usable(now: number): boolean {
+    return this.lastSuccessAt !== null && now - this.lastSuccessAt <= this.policy.maxStaleMs;
+  }
+
+  /**
+   * For a verified-token cache hit: true when `entry` is still in the current key set and the
+   * set is usable. Starts a background refresh when the policy says so (so an issuer whose
+   * tokens are all served from cache still gets its keys refreshed).
+   */
+  stillValid(entry: KeyEntry): boolean {
+    if (!this.current.has(entry)) return false;
+    const d = decide(this.state(), this.deps.clock(), this.policy, true);
+    if (d.refresh === 'background') void this.refresh();
+    return d.usable;
+  }
+
+  /** Fetch the key set now (single-flight; joins a fetch in flight). Never throws. */
+  refresh(): Promise<void> {
+    if (this.pending !== null) return this.pending;
+    if (this.closed) return Promise.resolve();
+    this.lastAttemptAt = this.deps.clock();
+    const p = this.fetchOnce().finally(() => { if (this.pending === p) this.pending = null; });
+    this.pending = p;
+    return p;
+  }
+
+  private async fetchOnce(): Promise<void> {
+    const started = performance.now();
+    let outcome: FetchOutcome = 'ok';
+    try {
+      const remote = await this.remoteSet();
+      await remote.reload();
+      this.install(remote.jwks());
+      this.lastSuccessAt = this.deps.clock();
+      this.lastError = null;
+    } catch (err) {
+      outcome = isTimeout(err) ? 'timeout' : 'error';
+      this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : errorMessage(err);
+      this.deps.logger?.warn({ issuer: this.issuer, err: this.lastError }, 'JWKS fetch failed');
+    } finally {
+      this.deps.metrics.jwksFetch(this.issuer, outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async remoteSet(): Promise<RemoteSet> {
+    if (this.remote !== null) return this.remote;
+    // Discovery runs inside fetchOnce, so it is single-flight with the JWKS fetch and counts as
+    // part of the same attempt (metrics, cooldown). The discovered URI is kept for good.
+    this.jwksUri ??= await this.discover();
+    const opts: Parameters<typeof createRemoteJWKSet>[1] = {
+      timeoutDuration: this.timeoutMs,
+      cooldownDuration: 0,
+      cacheMaxAge: Infinity,
+    };
+    if (this.deps.fetch !== undefined) (opts as Record<symbol, unknown>)[customFetch] = this.deps.fetch;
+    this.remote = createRemoteJWKSet(new URL(this.jwksUri), opts);
+    return this.remote;
+  }
+
+  private async discover(): Promise<string> {
+    const url = `${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const doFetch = this.deps.fetch ?? fetch;
+    const res = await doFetch(url, {
+      method: 'GET', redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs),
+      headers: { accept: 'application/json' },
+    });
+    if (res.status !== 200) {
+      await res.body?.cancel().catch(() => {});
+      throw new Error(`discovery: expected 200 OK, got ${res.status}`);
+    }
+    let meta: unknown;
+    try {
+      meta = await res.json();
+    } catch (cause) {
+      if (isTimeout(cause)) throw cause;
+      throw new Error('discovery: response is not JSON', { cause });
+    }
+    if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new Error('discovery: metadata is not an object');
+    const m = meta as Record<string, unknown>;
+    if (m.issuer !== this.issuer) throw new Error('discovery: metadata issuer does not match the configured issuer');
+    const jwksUri = m.jwks_uri;
+    if (typeof jwksUri !== 'string' || !URL.canParse(jwksUri) || !/^https?:$/.test(new URL(jwksUri).protocol)) {
+      throw new Error('discovery: metadata has no usable jwks_uri');
+    }
+    return jwksUri;
+  }
+
+  /** Replace the key set. JWKs whose material is unchanged keep their KeyEntry (and KeyObject). */
+  private install(jwks: { keys: JWK[] } | undefined): void {
+    if (jwks === undefined) throw new Error('JWKS missing after reload');
+    const text = JSON.stringify(jwks.keys);
+    if (text === this.lastSetText) return;
+    const entries: KeyEntry[] = [];
+    const byFingerprint = new Map<string, KeyEntry>();
+    for (const jwk of jwks.keys) {
+      const e = jwkToEntry(jwk, this.byFingerprint);
+      if (e !== null && !byFingerprint.has(e.fingerprint)) {
+        entries.push(e);
+        byFingerprint.set(e.fingerprint, e);
+      }
+    }
+    this.entries = entries;
+    this.current = new Set(entries);
+    this.byFingerprint = byFingerprint;
+    this.lastSetText = text;
+  }
+
+  status(): IssuerStatus {
+    const now = this.deps.clock();
+    return {
+      issuer: this.issuer,
+      ready: this.usable(now) && this.entries.length > 0,
+      keys: this.entries.length,
+      ageMs: this.lastSuccessAt === null ? null : now - this.lastSuccessAt,
+      lastError: this.lastError,
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function isTimeout(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof joseErrors.JWKSTimeout || e.name === 'TimeoutError') return true;
+  }
+  return false;
+}
+
+function errorMessage(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  // fetch() failures say only "fetch failed"; the cause says why (ECONNREFUSED, …).
+  const cause = err.cause instanceof Error ? `: ${(err.cause as NodeJS.ErrnoException).code ?? err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}

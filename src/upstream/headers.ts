@@ -1,0 +1,255 @@
+// Header rules between client and upstream (DESIGN.md "Contract details"). Pure functions on
+// the hot path: every lookup is a precomputed Set, and a request with nothing to strip costs one
+// pass over its headers and one new object.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Principal } from '../token/principal.js';
+
+export interface ForwardContext {
+  /** Socket remote address. */
+  readonly peer: string;
+  /** This listener's scheme. */
+  readonly proto: 'http' | 'https';
+  readonly fromTrustedProxy: boolean;
+  /** null on public routes. */
+  readonly principal: Principal | null;
+  /** The upstream credential; `header` is lower-case. */
+  readonly credential: { readonly header: string; readonly value: string } | null;
+  /** Host header for the upstream (host[:port]). */
+  readonly upstreamHost: string;
+}
+
+const HOP_BY_HOP: readonly string[] = [
+  'connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate',
+  'te', 'trailer', 'transfer-encoding', 'upgrade',
+];
+
+/** Client request headers that never reach an upstream (besides `_` names and x-auth-request-*). */
+const DROPPED_REQUEST = new Set<string>([
+  'authorization', 'api-key',
+  'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username',
+  'remote-user', 'x-remote-user',
+  'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-forwarded-uri', 'x-forwarded-prefix',
+  'x-forwarded-method', 'x-original-method', 'forwarded',
+  'x-http-method-override', 'x-http-method', 'x-method-override',
+  ...HOP_BY_HOP,
+]);
+
+const HOP_BY_HOP_SET = new Set<string>(HOP_BY_HOP);
+
+/**
+ * Headers the gateway sets itself (or that frame the body): a client's `Connection` header may
+ * not name them away.
+ */
+const NOT_CONNECTION_REMOVABLE = new Set<string>([
+  'host', 'content-length', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+]);
+
+const AUTH_REQUEST_PREFIX = 'x-auth-request-';
+/** CR, LF or NUL: never forwarded, whatever the source. */
+const INJECTION = /[\r\n\0]/;
+/** What Node and undici accept in a header value (latin1 without controls other than TAB). */
+const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** The gateway's cookies: `cdf-gw*`, `__Host-cdf-gw*`, `__Secure-cdf-gw*` (matched case-insensitively). */
+export function isGatewayCookieName(name: string): boolean {
+  const n = name.toLowerCase();
+  return n.startsWith('cdf-gw') || n.startsWith('__host-cdf-gw') || n.startsWith('__secure-cdf-gw');
+}
+
+function clean(value: string | string[]): string | string[] | undefined {
+  if (typeof value === 'string') return INJECTION.test(value) ? undefined : value;
+  let out: string[] | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i]!;
+    if (INJECTION.test(v)) {
+      out ??= value.slice(0, i);
+    } else if (out !== undefined) {
+      out.push(v);
+    }
+  }
+  if (out === undefined) return value.length > 0 ? value : undefined;
+  return out.length > 0 ? out : undefined;
+}
+
+/** A single-valued header (joined if repeated), or undefined when empty or holding CR/LF/NUL. */
+function cleanString(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const s = joinList(value);
+  return s === '' || INJECTION.test(s) ? undefined : s;
+}
+
+/**
+ * Identity values come from token claims: forwarded only when valid as a header value as is
+ * (a claim with CR/LF/NUL or characters beyond latin1 is left out, never altered, so no claim
+ * can be bent into another user's name).
+ */
+function identityValue(value: string | null): string | undefined {
+  if (value === null || value === '' || !HEADER_SAFE.test(value)) return undefined;
+  return value;
+}
+
+function joinList(value: string | string[]): string {
+  return typeof value === 'string' ? value : value.join(', ');
+}
+
+/** The app's cookies without the gateway's; null when none remain. */
+function appCookies(value: string | string[]): string | null {
+  const joined = typeof value === 'string' ? value : value.join('; ');
+  if (!joined.toLowerCase().includes('cdf-gw')) return joined === '' ? null : joined;
+  const kept: string[] = [];
+  for (const part of joined.split(';')) {
+    const pair = part.trim();
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (!isGatewayCookieName(name)) kept.push(pair);
+  }
+  return kept.length > 0 ? kept.join('; ') : null;
+}
+
+function stripV4Mapped(address: string): string {
+  return address.length > 7 && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? address.slice(7) : address;
+}
+
+/**
+ * A new header object for the upstream request: the client's headers minus everything the
+ * contract drops, plus Host, X-Forwarded-*, identity headers and the upstream credential.
+ * Output names are lower-case.
+ */
+export function upstreamRequestHeaders(
+  incoming: IncomingHttpHeaders, ctx: ForwardContext,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const credentialHeader = ctx.credential === null ? null : ctx.credential.header;
+
+  // Headers named in the client's Connection header are hop-by-hop too.
+  let connectionNamed: Set<string> | null = null;
+  const connection = incoming.connection;
+  if (connection !== undefined) {
+    for (const token of joinList(connection).split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '' && !NOT_CONNECTION_REMOVABLE.has(t)) (connectionNamed ??= new Set()).add(t);
+    }
+  }
+
+  let host: string | string[] | undefined;
+  let xfFor: string | string[] | undefined;
+  let xfProto: string | string[] | undefined;
+  let xfHost: string | string[] | undefined;
+  let cookie: string | string[] | undefined;
+
+  for (const rawName in incoming) {
+    const value = incoming[rawName];
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (
+      DROPPED_REQUEST.has(name) || name.includes('_') || name.startsWith(AUTH_REQUEST_PREFIX) ||
+      name === credentialHeader || name.charCodeAt(0) === 58 /* ':' HTTP/2 pseudo-header */ ||
+      (connectionNamed !== null && connectionNamed.has(name))
+    ) continue;
+    switch (name) {
+      case 'host': host = value; continue;
+      case 'x-forwarded-for': xfFor = value; continue;
+      case 'x-forwarded-proto': xfProto = value; continue;
+      case 'x-forwarded-host': xfHost = value; continue;
+      case 'cookie': cookie = value; continue;
+      default: {
+        const v = clean(value);
+        if (v !== undefined) out[name] = v;
+      }
+    }
+  }
+
+  out.host = ctx.upstreamHost;
+
+  if (cookie !== undefined) {
+    const c = clean(cookie);
+    const kept = c === undefined ? null : appCookies(c);
+    if (kept !== null) out.cookie = kept;
+  }
+
+  const peer = stripV4Mapped(ctx.peer);
+  const requestHost = cleanString(host);
+  if (ctx.fromTrustedProxy) {
+    const prior = cleanString(xfFor);
+    out['x-forwarded-for'] = prior === undefined ? peer : `${prior}, ${peer}`;
+    out['x-forwarded-proto'] = cleanString(xfProto) ?? ctx.proto;
+    const fwdHost = cleanString(xfHost) ?? requestHost;
+    if (fwdHost !== undefined) out['x-forwarded-host'] = fwdHost;
+  } else {
+    out['x-forwarded-for'] = peer;
+    out['x-forwarded-proto'] = ctx.proto;
+    if (requestHost !== undefined) out['x-forwarded-host'] = requestHost;
+  }
+
+  const p = ctx.principal;
+  if (p !== null) {
+    const user = identityValue(p.sub);
+    if (user !== undefined) out['x-auth-request-user'] = user;
+    const email = identityValue(p.email);
+    if (email !== undefined) out['x-auth-request-email'] = email;
+    const groups = identityValue(p.groupsHeader);
+    if (groups !== undefined) out['x-auth-request-groups'] = groups;
+  }
+
+  if (ctx.credential !== null && HEADER_SAFE.test(ctx.credential.value)) {
+    out[ctx.credential.header] = ctx.credential.value;
+  }
+  return out;
+}
+
+function setCookieName(sc: string): string {
+  const eq = sc.indexOf('=');
+  const semi = sc.indexOf(';');
+  const end = eq === -1 ? (semi === -1 ? sc.length : semi) : (semi !== -1 && semi < eq ? semi : eq);
+  return sc.slice(0, end).trim();
+}
+
+function containsSecret(value: string | string[], secret: string): boolean {
+  if (typeof value === 'string') return value.includes(secret);
+  for (const v of value) if (v.includes(secret)) return true;
+  return false;
+}
+
+/**
+ * Upstream response headers fit for the client: no hop-by-hop headers (nor those the upstream's
+ * Connection names), no Set-Cookie for a gateway cookie, and, when `secret` (the injected
+ * api-key or client-credentials token) is at least 8 characters, no header whose value holds it.
+ */
+export function clientResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>, secret: string | null,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const scrub = secret !== null && secret.length >= 8 ? secret : null;
+
+  let connectionNamed: Set<string> | null = null;
+  const connection = upstream.connection ?? upstream.Connection;
+  if (connection !== undefined) {
+    for (const token of joinList(connection).split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '') (connectionNamed ??= new Set()).add(t);
+    }
+  }
+
+  for (const rawName in upstream) {
+    const value = upstream[rawName];
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    if (HOP_BY_HOP_SET.has(name) || (connectionNamed !== null && connectionNamed.has(name))) continue;
+    if (name === 'set-cookie') {
+      // Judged per cookie: one gateway (or secret-bearing) cookie does not cost the app its others.
+      const keep = (sc: string): boolean =>
+        !isGatewayCookieName(setCookieName(sc)) && (scrub === null || !sc.includes(scrub));
+      if (typeof value === 'string') {
+        if (keep(value)) out[name] = value;
+      } else {
+        const kept = value.filter(keep);
+        if (kept.length > 0) out[name] = kept;
+      }
+      continue;
+    }
+    if (scrub !== null && containsSecret(value, scrub)) continue;
+    out[name] = value;
+  }
+  return out;
+}

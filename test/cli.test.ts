@@ -1,0 +1,85 @@
+// The CLI as a user runs it: the built dist/main.js (npm test builds first).
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startUpstream } from './fixtures/upstream.js';
+import { startJwksServer } from './fixtures/jwks-server.js';
+import { claims, generateKey, mint } from './fixtures/tokens.js';
+
+const CLI = join(process.cwd(), 'dist/main.js');
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env } });
+
+const good = {
+  issuers: [{ issuer: 'http://127.0.0.1:4000', jwksUri: 'http://127.0.0.1:4000/jwks', audiences: ['https://cdf.example'] }],
+  upstreams: { cdf: { url: 'http://127.0.0.1:5000', credentials: { type: 'api-key', value: '${LEGACY_KEY}' } } },
+  routes: [{ prefix: '/api/', upstream: 'cdf', allow: [{ groups: ['readers'] }] }],
+};
+
+t.test('check accepts a valid config and names every bad key of an invalid one', async (t) => {
+  const dir = t.testdir({ 'good.yaml': stringify(good) });
+  let r = run(['check', '--config', join(dir, 'good.yaml')], { LEGACY_KEY: 'k'.repeat(20) });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /ok/);
+  r = run(['check', '--config', join(dir, 'good.yaml')]);
+  t.equal(r.status, 1, 'a missing environment variable is an error');
+  t.match(r.stderr, /upstreams\.cdf\.credentials\.value: .*LEGACY_KEY/);
+  const bad = {
+    ...good,
+    tokens: { jwksTimeoutMs: -1 },
+    routes: [{ prefix: 'api', upstream: 'nope', alow: [] }],
+  };
+  writeFileSync(join(dir, 'bad.yaml'), stringify(bad));
+  r = run(['check', '-c', join(dir, 'bad.yaml')], { LEGACY_KEY: 'k'.repeat(20) });
+  t.equal(r.status, 1);
+  for (const path of ['tokens.jwksTimeoutMs', 'routes[0].prefix', 'routes[0].upstream', 'routes[0].alow']) {
+    t.match(r.stderr, path, `names ${path}`);
+  }
+  r = run(['--config', join(dir, 'bad.yaml')], { LEGACY_KEY: 'k'.repeat(20) });
+  t.equal(r.status, 1, 'the server refuses to start on a bad config');
+  t.match(r.stderr, /routes\[0\]\.upstream/);
+  r = run(['check', '--config', join(dir, 'missing.yaml')]);
+  t.not(r.status, 0);
+  r = run(['frobnicate']);
+  t.equal(r.status, 2);
+});
+
+t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
+  const key = await generateKey('RS256', 'k1');
+  const jwks = await startJwksServer({ keys: [key.jwk] });
+  const up = await startUpstream((_req, res) => { setTimeout(() => { res.writeHead(200); res.end('done'); }, 700); });
+  t.teardown(async () => { await up.close(); await jwks.close(); });
+  const dir = t.testdir({});
+  const cfg = {
+    server: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: ['https://cdf.test'] }],
+    upstreams: { app: { url: up.url, credentials: { type: 'user-token' } } },
+    routes: [{ prefix: '/', upstream: 'app', allow: [{}] }],
+  };
+  writeFileSync(join(dir, 'gw.yaml'), stringify(cfg));
+  const child = spawn(process.execPath, [CLI, '--config', join(dir, 'gw.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  let out = '';
+  const listening = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', () => reject(new Error('exited early: ' + out)));
+  });
+  const url = await listening;
+  const token = await mint(claims(jwks.issuer, 'https://cdf.test', Date.now()), { key });
+  const inflight = fetch(url + '/slow', { headers: { authorization: `Bearer ${token}` } });
+  await new Promise((r) => setTimeout(r, 200));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  const res = await inflight;
+  t.equal(res.status, 200, 'the in-flight request completed');
+  t.equal(await res.text(), 'done');
+  t.equal(await exited, 0, 'clean exit after draining');
+  t.notMatch(out, token, 'the token never reached the log');
+});

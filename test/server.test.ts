@@ -1,0 +1,107 @@
+// Gateway-level behaviour that needs the whole server but not the real IdP: JWKS outage and
+// readiness, request limits, malformed requests, and the log redaction scan.
+import t, { type Test } from 'tap';
+import { connect } from 'node:net';
+import { startJwksServer } from './fixtures/jwks-server.js';
+import { claims, generateKey, mint } from './fixtures/tokens.js';
+import { startUpstream } from './fixtures/upstream.js';
+import { startGateway, secret, leaks } from './fixtures/gateway.js';
+
+const AUD = 'https://cdf.test';
+
+async function setup(t: Test, extra: Record<string, unknown> = {}, jwksDown = false) {
+  const key = await generateKey('RS256', 'k1');
+  const jwks = await startJwksServer({ keys: [key.jwk] });
+  if (jwksDown) await jwks.setMode('down');
+  const up = await startUpstream();
+  t.teardown(async () => { await up.close(); await jwks.close(); });
+  const gw = await startGateway(t, {
+    issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: [AUD] }],
+    upstreams: { app: { url: up.url, credentials: { type: 'user-token' } } },
+    routes: [{ prefix: '/', upstream: 'app', allow: [{}] }],
+    ...extra,
+  });
+  const token = secret(await mint(claims(jwks.issuer, AUD, Date.now()), { key }));
+  return { key, jwks, up, gw, token };
+}
+
+/** Raw HTTP/1.1 exchange: for requests fetch refuses to send. Returns the status line's code. */
+function rawRequest(url: string, text: string): Promise<{ status: number; raw: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname, () => sock.write(text)); // no FIN: the server answers then closes (Connection: close)
+    let buf = '';
+    sock.on('data', (d) => { buf += d.toString('latin1'); });
+    sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(buf)?.[1] ?? 0), raw: buf }));
+    sock.on('error', reject);
+  });
+}
+
+t.test('JWKS unreachable with no keys: 503 (fail closed) and not ready; recovers when it returns', async (t) => {
+  const { jwks, up, gw, token } = await setup(t, { tokens: { jwksCooldownMs: 200 } }, true);
+  let res = await fetch(gw.url + '/x', { headers: { authorization: `Bearer ${token}` } });
+  t.equal(res.status, 503);
+  t.match(await res.json(), { error: { code: 503 } });
+  t.equal(up.requests.length, 0, 'nothing reached the upstream');
+  res = await fetch(gw.adminUrl + '/readyz');
+  t.equal(res.status, 503);
+  t.match(await res.json(), { status: 'not ready' });
+  await jwks.setMode('normal');
+  await new Promise((r) => setTimeout(r, 300)); // past the cooldown
+  res = await fetch(gw.url + '/x', { headers: { authorization: `Bearer ${token}` } });
+  t.equal(res.status, 200);
+  t.equal((await fetch(gw.adminUrl + '/readyz')).status, 200);
+});
+
+t.test('credentials: only one Authorization header, only the Bearer scheme, bounded size', async (t) => {
+  const { gw, token, up } = await setup(t);
+  const u = new URL(gw.url);
+  let r = await rawRequest(gw.url, `GET /x HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${token}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 400, 'two Authorization headers');
+  t.match(r.raw, /"code":400/);
+  let res = await fetch(gw.url + '/x', { headers: { authorization: 'Bearer' } });
+  t.equal(res.status, 400, 'empty bearer value');
+  res = await fetch(gw.url + '/x', { headers: { authorization: `Bearer ${'a'.repeat(13000)}` } });
+  t.equal(res.status, 401, 'over maxTokenBytes');
+  t.match(res.headers.get('www-authenticate'), /invalid_token/);
+  r = await rawRequest(gw.url, `GET /x HTTP/1.1\r\nHost: ${u.host}\r\nX-Big: ${'b'.repeat(40000)}\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 431, 'headers over server.maxHeaderBytes');
+  r = await rawRequest(gw.url, `GET /%zz HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 400, 'malformed escape');
+  t.match(r.raw, /\{"error":\{"code":400,"message":"[^"]+"\}\}/, 'in CDF shape');
+  t.equal(up.requests.length, 0);
+});
+
+t.test('server.maxBodyBytes: 413 by Content-Length and while streaming a chunked body', async (t) => {
+  const { gw, token, up } = await setup(t, { server: { maxBodyBytes: 1024 } });
+  let res = await fetch(gw.url + '/upload', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'x'.repeat(2048) });
+  t.equal(res.status, 413);
+  t.same(await res.json(), { error: { code: 413, message: 'Payload too large' } });
+  t.equal(up.requests.length, 0);
+  const u = new URL(gw.url);
+  const chunk = 'y'.repeat(800);
+  const body = `320\r\n${chunk}\r\n320\r\n${chunk}\r\n0\r\n\r\n`;
+  up.respond = (_req, res) => { res.writeHead(200); res.end('ok'); };
+  const r = await rawRequest(gw.url, `POST /upload HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
+  t.equal(r.status, 413, 'chunked body over the limit');
+  res = await fetch(gw.url + '/upload', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'z'.repeat(1000) });
+  t.equal(res.status, 200, 'a body under the limit passes');
+});
+
+t.test('logs: one access line per request and no secret in any line', async (t) => {
+  const { gw, token } = await setup(t);
+  const cookie = secret('cdf-gw-session=abcdefghijklmnop');
+  const apiKey = secret('client-api-key-0123456789');
+  await fetch(gw.url + '/a?code=supersecretcode123&state=xyzxyzxyz', { headers: { authorization: `Bearer ${token}`, cookie, 'api-key': apiKey } });
+  await fetch(gw.url + '/b', { headers: { authorization: `Bearer ${token}x` } });
+  await fetch(gw.url + `/c?access_token=${token}`);
+  await fetch(gw.url + '/d', { headers: { authorization: `Basic ${Buffer.from('u:' + apiKey).toString('base64')}` } });
+  await new Promise((r) => setTimeout(r, 50));
+  const access = gw.entries().filter((e) => e.msg === 'request');
+  t.same(access.map((e) => [e.path, e.status, e.decision]), [
+    ['/a', 200, 'allow'], ['/b', 401, 'unauthenticated'], [null, 400, 'invalid'], ['/d', 401, 'unauthenticated'],
+  ]);
+  t.notMatch(gw.logs.join('\n'), /supersecretcode123|xyzxyzxyz/, 'query strings never logged');
+  t.same(leaks(gw.logs), [], 'no line holds the token, cookie or key (the fixture checks every gateway this way at teardown)');
+  t.ok(leaks([`{"msg":"x","h":"Bearer ${token}"}`, `{"k":"${apiKey}"}`]).length === 2, 'the scanner does find them');
+});

@@ -1,0 +1,156 @@
+// The verified-token cache: hits never outlive `exp`, a key change or an unusable key set.
+import t from 'tap';
+import type { TokensConfig } from '../../src/config/types.js';
+import { InvalidTokenError, KeysUnavailableError } from '../../src/errors.js';
+import { TokenVerifier } from '../../src/token/verify.js';
+import { startJwksServer } from '../fixtures/jwks-server.js';
+import {
+  AUDIENCE, RecordingMetrics, TestClock, claims, generateKey, issuerConfig, mint, standardKeys, tokensConfig, waitFor,
+} from '../fixtures/tokens.js';
+
+const { rs, rs2 } = await standardKeys();
+const COOLDOWN = 10_000;
+const MAX_AGE = 60_000;
+const MAX_STALE = 300_000;
+
+async function setup(t: { teardown(fn: () => unknown): void }, tokens: Partial<TokensConfig> = {}) {
+  const server = await startJwksServer({ keys: [rs.jwk] });
+  const clock = new TestClock();
+  const metrics = new RecordingMetrics();
+  const verifier = new TokenVerifier({
+    issuers: [issuerConfig(server.issuer, server.jwksUri)],
+    tokens: tokensConfig({ jwksCooldownMs: COOLDOWN, jwksCacheMaxAgeMs: MAX_AGE, jwksMaxStaleMs: MAX_STALE, clockToleranceSec: 30, ...tokens }),
+    clock: clock.fn,
+    metrics,
+  });
+  t.teardown(async () => { verifier.close(); await server.close(); });
+  await verifier.warmUp();
+  return { server, clock, metrics, verifier };
+}
+
+const reject = (p: Promise<unknown>) => p.then(() => { throw new Error('resolved'); }, (e: unknown) => e);
+
+t.test('a repeated token is served from the cache, as the same Principal', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  const a = await verifier.verify(tok);
+  const b = await verifier.verify(tok);
+  const c = await verifier.verify(tok);
+  t.equal(a, b);
+  t.equal(b, c);
+  t.same(metrics.verifications, ['valid', 'cached', 'cached']);
+});
+
+t.test('cacheSize 0 disables the cache', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t, { cacheSize: 0 });
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  await verifier.verify(tok);
+  await verifier.verify(tok);
+  t.same(metrics.verifications, ['valid', 'valid']);
+});
+
+t.test('an entry never outlives exp', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const sec = Math.floor(clock.now / 1000);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: sec + 100 }), { key: rs });
+  await verifier.verify(tok);
+  clock.now = (sec + 100) * 1000 - 1;
+  await verifier.verify(tok);
+  clock.now = (sec + 100) * 1000;
+  await verifier.verify(tok); // at exp: not from the cache; re-verified and accepted within the tolerance
+  clock.now = (sec + 130) * 1000;
+  const err = await reject(verifier.verify(tok));
+  t.equal((err as InvalidTokenError).reason, 'expired');
+  t.same(metrics.verifications, ['valid', 'cached', 'valid', 'expired']);
+});
+
+t.test('a token verified within the tolerance after exp is not cached', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const sec = Math.floor(clock.now / 1000);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: sec - 10 }), { key: rs });
+  await verifier.verify(tok);
+  await verifier.verify(tok);
+  t.same(metrics.verifications, ['valid', 'valid']);
+});
+
+t.test('a key removed by rotation drops its cached tokens', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  await verifier.verify(tok);
+  server.setKeys([rs2.jwk]);
+  clock.advance(COOLDOWN);
+  await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs2 })); // unknown kid → refetch
+  t.equal(server.requests.jwks, 2);
+  const err = await reject(verifier.verify(tok));
+  t.ok(err instanceof InvalidTokenError);
+  t.equal((err as InvalidTokenError).reason, 'unknown_kid');
+  t.same(metrics.verifications, ['valid', 'valid', 'invalid']);
+});
+
+t.test('new material under the same kid drops cached tokens', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  await verifier.verify(tok);
+  const replacement = await generateKey('RS256', rs.kid);
+  server.setKeys([replacement.jwk]);
+  clock.advance(MAX_AGE + 1);
+  await verifier.verify(tok); // hit, but past cacheMaxAge: refresh starts in the background
+  await waitFor(() => metrics.fetches.length === 2);
+  const err = await reject(verifier.verify(tok));
+  t.equal((err as InvalidTokenError).reason, 'signature', 'old signature fails against the new material');
+  t.ok(await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: replacement })));
+  t.same(metrics.verifications, ['valid', 'cached', 'invalid', 'valid']);
+});
+
+t.test('a refresh returning the same keys keeps the cache', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  await verifier.verify(tok);
+  server.setKeys([rs.jwk, rs2.jwk]);
+  clock.advance(COOLDOWN);
+  await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs2 }));
+  t.equal(server.requests.jwks, 2, 'the key set was refetched (and changed)');
+  await verifier.verify(tok);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached'], 'the unchanged key kept its KeyObject');
+});
+
+t.test('no cache hits once the key set is past maxStale', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: Math.floor(clock.now / 1000) + 86_400 }), { key: rs });
+  await verifier.verify(tok);
+  await server.setMode('down');
+  clock.advance(MAX_STALE);
+  await verifier.verify(tok);
+  await waitFor(() => metrics.fetches.length === 2); // the background refresh, failing
+  clock.advance(1);
+  const err = await reject(verifier.verify(tok));
+  t.ok(err instanceof KeysUnavailableError);
+  t.same(metrics.verifications, ['valid', 'cached', 'unavailable']);
+});
+
+t.test('cache hits still trigger the background refresh when the key set is old', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  await verifier.verify(tok);
+  clock.advance(MAX_AGE + 1);
+  await verifier.verify(tok);
+  await waitFor(() => metrics.fetches.length === 2);
+  t.equal(server.requests.jwks, 2);
+  t.same(metrics.verifications, ['valid', 'cached']);
+});
+
+t.test('too-large tokens are refused before the cache', async (t) => {
+  const { metrics, verifier } = await setup(t, { maxTokenBytes: 100 });
+  const err = await reject(verifier.verify('a'.repeat(101)));
+  t.equal((err as InvalidTokenError).reason, 'too_large');
+  t.same(metrics.verifications, ['invalid']);
+});
+
+t.test('the LRU is bounded by cacheSize', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t, { cacheSize: 2 });
+  const toks = await Promise.all([1, 2, 3].map((i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}` }), { key: rs })));
+  for (const tok of toks) await verifier.verify(tok);
+  await verifier.verify(toks[2]!);
+  await verifier.verify(toks[0]!);
+  t.same(metrics.verifications, ['valid', 'valid', 'valid', 'cached', 'valid'], 'the oldest was evicted');
+});
