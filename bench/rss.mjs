@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { installCleanup, onCleanup, cleanup, startHelper } from './lib/proc.mjs';
+import { installCleanup, onCleanup, cleanup, startHelper, isStopping } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { startGateway, gatewayBuilt, GATEWAY_MAIN, API_PATH } from './lib/gateway.mjs';
 
@@ -123,7 +123,7 @@ async function main() {
     req.on('error', (e) => resolve(e));
   });
   async function worker() {
-    while (next < COUNT && Date.now() < deadline) {
+    while (next < COUNT && Date.now() < deadline && !isStopping()) {
       const i = next++;
       const token = await issuer.mint(i);
       const r = await get(token);
@@ -136,6 +136,7 @@ async function main() {
     }
   }
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  if (isStopping()) throw new Error('interrupted: no results written');
   const sendSec = (Date.now() - t0) / 1000;
   const rssAtEnd = readMem(pid)?.rss ?? NaN;
 
@@ -185,7 +186,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  console.error(err?.stack ?? err);
+  console.error(isStopping() ? err.message : (err?.stack ?? err));
   code = 1;
 } finally {
   await cleanup();

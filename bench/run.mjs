@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { installCleanup, onCleanup, cleanup, startHelper, isRunning } from './lib/proc.mjs';
+import { installCleanup, onCleanup, cleanup, startHelper, isRunning, isStopping } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { startGateway, gatewayBuilt, GATEWAY_MAIN, API_PATH, API_PREFIX } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -193,6 +193,7 @@ async function main() {
   // Rounds in rotating order: round r starts at target r.
   for (let r = 0; r < opts.rounds; r++) {
     for (const t of rotate(live, r)) {
+      if (isStopping()) throw new Error('interrupted: no results written');
       if (!isRunning(t.proc.child)) {
         const msg = `round ${r + 1}: process of ${t.id} has exited (${t.proc.child.exitCode ?? t.proc.child.signalCode})`;
         t.problems.push(msg);
@@ -218,6 +219,8 @@ async function main() {
       }
     }
   }
+
+  if (isStopping()) throw new Error('interrupted: no results written');
 
   // Medians and ratios to the bare proxy of the same run.
   for (const t of targets) {
@@ -297,7 +300,7 @@ let code = 1;
 try {
   code = await main();
 } catch (err) {
-  console.error(err?.stack ?? err);
+  console.error(isStopping() ? err.message : (err?.stack ?? err));
   code = 1;
 } finally {
   await cleanup();

@@ -29,15 +29,26 @@ function errSerializer(err: LoggableError): Record<string, unknown> {
   return { type: err.name, message: err.message, code: err.code, status: err.status, detail: err.detail };
 }
 
-export function createLogger(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Logger {
-  return pino(
-    {
-      level: cfg.level,
-      base: { service: 'cdf-auth-gateway' },
+export interface Loggers {
+  /** Everything but access lines: redacted. */
+  readonly logger: Logger;
+  /**
+   * Access lines only. Their fields are fixed and built by server.ts from non-secret values
+   * (method, path without query, route, decision, sub, status, ms), so the wildcard redaction
+   * (a scan of every field per path, per line) is not needed on this per-request path.
+   */
+  readonly access: Logger;
+}
+
+export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
+  const dest = destination ?? pino.destination({ dest: 1, sync: false });
+  const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
+  return {
+    logger: pino({
+      ...common,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: errSerializer, error: errSerializer, url: pathOnly },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    },
-    destination ?? pino.destination({ dest: 1, sync: false }),
-  );
+    }, dest),
+    access: pino(common, dest),
+  };
 }

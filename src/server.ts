@@ -7,7 +7,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { BadRequestError, GatewayError, InsufficientScopeError, MissingTokenError, NotFoundError, errorBody } from './errors.js';
-import { createLogger } from './log.js';
+import { createLoggers } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
 import { parseTarget } from './request/target.js';
@@ -18,6 +18,8 @@ import { bearerToken } from './token/bearer.js';
 import { TokenVerifier } from './token/verify.js';
 import { createCredentialSource, type CredentialSource } from './upstream/credentials.js';
 import { createProxy, type ProxyState } from './upstream/proxy.js';
+
+const MATRIX_PARAMS = /;[^/]*/g;
 
 export interface GatewayOptions {
   /** Where JSON log lines go (default: stdout). */
@@ -47,7 +49,7 @@ declare module 'fastify' {
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
-  const logger = createLogger(config.log, opts.logStream);
+  const { logger, access } = createLoggers(config.log, opts.logStream);
   const metrics = createMetrics();
   const verifier = new TokenVerifier({
     issuers: config.issuers, tokens: config.tokens, clock, metrics, logger, ...(opts.fetch ? { fetch: opts.fetch } : {}),
@@ -121,7 +123,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     const o = request.outcome ?? { route: '-', decision: 'error', sub: null, path: null };
     metrics.request(o.route, reply.statusCode, o.decision);
     if (accessLog) {
-      logger.info({
+      access.info({
         method: request.raw.method, path: o.path, route: o.route, decision: o.decision, sub: o.sub,
         status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100,
       }, 'request');
@@ -137,6 +139,11 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     const target = parseTarget(raw.url!);
     outcome.path = target.path;
     const route = routes.match(target.path);
+    // `;` is an ordinary character here, but servlet-style upstreams drop `;params` from segments:
+    // refuse a path whose route would change if they did (so `/admin;x/…` can't dodge `/admin`).
+    if (target.path.includes(';') && routes.match(target.path.replace(MATRIX_PARAMS, '')) !== route) {
+      throw new BadRequestError('Bad request: ambiguous request path', 'matrix parameters change the route');
+    }
     if (route === null) throw new NotFoundError();
     outcome.route = route.id;
 

@@ -105,3 +105,20 @@ t.test('logs: one access line per request and no secret in any line', async (t) 
   t.same(leaks(gw.logs), [], 'no line holds the token, cookie or key (the fixture checks every gateway this way at teardown)');
   t.ok(leaks([`{"msg":"x","h":"Bearer ${token}"}`, `{"k":"${apiKey}"}`]).length === 2, 'the scanner does find them');
 });
+
+t.test('matrix parameters cannot move a request to a more permissive route', async (t) => {
+  const { gw, token, up } = await setup(t, {
+    routes: [
+      { prefix: '/', upstream: 'app', allow: [{}] },
+      { prefix: '/admin', upstream: 'app', allow: [{ subjects: ['root'] }] },
+    ],
+  });
+  const auth = { authorization: `Bearer ${token}` };
+  t.equal((await fetch(gw.url + '/admin/secret', { headers: auth })).status, 403, 'user-1 may not use /admin');
+  for (const p of ['/admin;x/secret', '/admin;/secret', '/admin;jsessionid=1']) {
+    t.equal((await fetch(gw.url + p, { headers: auth })).status, 400, p);
+  }
+  t.equal((await fetch(gw.url + '/docs;v=1/page', { headers: auth })).status, 200, '`;` that changes nothing is fine');
+  t.equal(up.requests.length, 1);
+  t.equal(up.last().url, '/docs;v=1/page');
+});

@@ -13,6 +13,9 @@ let exiting = false;
 /** Register a function to run (once) at shutdown, e.g. removing a temp dir or closing a server. */
 export function onCleanup(fn) { cleanups.push(fn); }
 
+/** True once a signal or fatal error started shutdown: long loops stop at their next check. */
+export function isStopping() { return exiting; }
+
 export function installCleanup() {
   if (installed) return;
   installed = true;

@@ -187,7 +187,7 @@ export class IssuerKeys {
   constructor(config: IssuerConfig, tokens: TokensConfig, deps: IssuerKeysDeps) {
     this.issuer = config.issuer;
     this.jwksUri = config.jwksUri;
-    this.timeoutMs = tokens.jwksTimeoutMs;
+    this.timeoutMs = Math.max(0, Math.ceil(tokens.jwksTimeoutMs)); // jose wants an integer
     this.policy = {
       cacheMaxAgeMs: tokens.jwksCacheMaxAgeMs,
       maxStaleMs: tokens.jwksMaxStaleMs,
@@ -216,17 +216,17 @@ export class IssuerKeys {
    */
   async keysFor(alg: string, kid: string | undefined): Promise<readonly KeyEntry[]> {
     let found = this.candidates(alg, kid);
-    const d = decide(this.state(), this.deps.clock(), this.policy, found.length > 0);
-    if (d.refresh === 'background') {
+    let { usable, refresh } = decide(this.state(), this.deps.clock(), this.policy, found.length > 0);
+    if (refresh === 'background') {
       void this.refresh();
-    } else if (d.refresh === 'await') {
+    } else if (refresh === 'await') {
       await this.refresh();
+      // Judged again after the fetch, but never a second fetch for one request.
       found = this.candidates(alg, kid);
-    } else if (!d.usable) {
-      throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'not fetched'}); in cooldown`);
+      usable = this.isUsable();
     }
-    if (d.refresh === 'await' && !this.usable(this.deps.clock())) {
-      throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'not fetched'})`);
+    if (!usable) {
+      throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'never fetched'})`);
     }
     if (found.length === 0) {
       throw new InvalidTokenError('unknown_kid', kid === undefined ? `no ${alg} key without kid` : `unknown kid for ${alg}`);
@@ -237,8 +237,8 @@ export class IssuerKeys {
     return found;
   }
 
-  private usable(now: number): boolean {
-    return this.lastSuccessAt !== null && now - this.lastSuccessAt <= this.policy.maxStaleMs;
+  private isUsable(): boolean {
+    return decide(this.state(), this.deps.clock(), this.policy, true).usable;
   }
 
   /**
@@ -348,7 +348,7 @@ export class IssuerKeys {
     const now = this.deps.clock();
     return {
       issuer: this.issuer,
-      ready: this.usable(now) && this.entries.length > 0,
+      ready: this.isUsable() && this.entries.length > 0,
       keys: this.entries.length,
       ageMs: this.lastSuccessAt === null ? null : now - this.lastSuccessAt,
       lastError: this.lastError,
