@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { installCleanup, onCleanup, cleanup, startHelper, isStopping } from './lib/proc.mjs';
+import { installCleanup, onCleanup, startHelper, isStopping, runMain } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { startGateway, gatewayBuilt, GATEWAY_MAIN, API_PATH } from './lib/gateway.mjs';
 
@@ -182,13 +182,4 @@ async function main() {
   return pass ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  console.error(isStopping() ? err.message : (err?.stack ?? err));
-  code = 1;
-} finally {
-  await cleanup();
-}
-process.exit(code);
+await runMain(main);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { installCleanup, onCleanup, cleanup, startHelper, isRunning, isStopping } from './lib/proc.mjs';
+import { installCleanup, onCleanup, startHelper, isRunning, isStopping, runMain } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { startGateway, gatewayBuilt, GATEWAY_MAIN, API_PATH, API_PREFIX } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -296,13 +296,4 @@ async function main() {
   return failed ? 1 : 0;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  console.error(isStopping() ? err.message : (err?.stack ?? err));
-  code = 1;
-} finally {
-  await cleanup();
-}
-process.exit(code);
+await runMain(main);

@@ -129,3 +129,17 @@ export async function waitForHttp200(url, { child, timeoutMs = 30000, intervalMs
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
+
+/** Runs a bench entry point: exit code from main(), cleanup of every child process whatever happens. */
+export async function runMain(main) {
+  let code = 1;
+  try {
+    code = await main();
+  } catch (err) {
+    console.error(isStopping() ? err.message : (err?.stack ?? err));
+    code = 1;
+  } finally {
+    await cleanup();
+  }
+  process.exit(code);
+}
