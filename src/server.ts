@@ -2,7 +2,6 @@
 //   target (canonical path) → route → bearer token → verify → authorize → credential → proxy
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by the one handler here.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import replyFrom from '@fastify/reply-from';
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
@@ -62,7 +61,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     upstreamHosts.set(up.name, new URL(up.url).host);
   }
   const isTrustedProxy = trustedProxyMatcher(config.server.trustedProxies);
-  const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, metrics });
+  const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
   const accessLog = config.log.accessLog;
   const { server } = config;
 
@@ -88,10 +87,8 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   });
   app.decorateRequest('outcome', null as unknown as Outcome);
   app.decorateRequest('proxy', null);
-  void app.register(replyFrom, {
-    disableRequestLogging: true,
-    undici: { keepAliveTimeout: 30_000, connect: { timeout: 10_000 } } as never,
-  });
+  // Upstream pools close once the server has drained (onClose runs after the listener closes).
+  app.addHook('onClose', async () => { await proxy.close(); });
 
   // Bodies are streamed to the upstream untouched, never parsed or buffered.
   app.removeAllContentTypeParsers();

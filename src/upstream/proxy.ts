@@ -1,14 +1,21 @@
-// Streams an authorised request to its upstream with @fastify/reply-from (undici, pooled
-// keep-alive connections, no redirects followed) and maps transport failures to 502/504.
+// Streams an authorised request to its upstream with undici directly: one keep-alive Pool per
+// upstream origin, the response written straight into the raw ServerResponse (no intermediate
+// Readable, no redirects followed), transport failures mapped to 502/504.
+//
+// Until the upstream's response headers arrive nothing is written to the client: forward()'s
+// promise rejects with a GatewayError and server.ts's error handler answers as for any other
+// error. Once they arrive the reply is hijacked and the body is piped by hand (with backpressure);
+// Fastify's onResponse hooks still run when the raw response finishes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
 import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 
-/** Per-request state the proxy callbacks read; set by the handler before reply.from(). */
+/** Per-request state the proxy reads; set by the handler before forward(). */
 export interface ProxyState {
   readonly route: CompiledRoute;
   readonly forward: ForwardContext;
@@ -24,15 +31,16 @@ declare module 'fastify' {
 // Retried once, on connection errors only, and only when there is no body to replay.
 const RETRY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
-const TIMEOUT_CODES = new Set([
-  'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT',
-]);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+/** Characters a canonical path may hold raw that WHATWG URL (and so reply-from) percent-encodes. */
+const URL_ENCODED = /["<>`{}]/g;
+const encodeChar = (c: string) => '%' + c.charCodeAt(0).toString(16).toUpperCase();
 
 function hasBody(raw: IncomingMessage): boolean {
   const len = raw.headers['content-length'];
   return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
-/** Error codes along the cause chain: reply-from wraps undici's errors. */
+/** Error codes along the cause chain. */
 function codes(err: unknown): string[] {
   const out: string[] = [];
   let e = err as { code?: unknown; cause?: unknown } | undefined;
@@ -40,66 +48,198 @@ function codes(err: unknown): string[] {
   return out;
 }
 
-function retryDelay({ err, req, attempt }: { err?: unknown; req: { method: string; body?: unknown }; attempt: number }): number | null {
-  if (!err || attempt > 0 || req.body || !RETRY_METHODS.has(req.method)) return null;
-  return codes(err).some((c) => CONNECTION_ERRORS.has(c)) ? 1 : null; // 0 would mean "no retry" to reply-from
-}
-
-function rewriteRequestHeaders(request: FastifyRequest): Record<string, string | string[]> {
-  return upstreamRequestHeaders(request.raw.headers, request.proxy!.forward);
-}
-
-function rewriteHeaders(headers: Record<string, string | string[] | undefined>, request?: FastifyRequest): Record<string, string | string[]> {
-  return clientResponseHeaders(headers, request!.proxy!.secret);
-}
-
 export interface Proxy {
-  forward(request: FastifyRequest, reply: FastifyReply, state: ProxyState, path: string): FastifyReply;
+  /** Resolves once the response is being streamed; rejects with a GatewayError before that. */
+  forward(request: FastifyRequest, reply: FastifyReply, state: ProxyState, path: string): Promise<void>;
+  /** Closes the upstream pools (idle keep-alive connections). */
+  close(): Promise<void>;
 }
 
-export function createProxy(opts: { maxBodyBytes: number | null; metrics: Metrics }): Proxy {
+export interface ProxyOptions {
+  maxBodyBytes: number | null;
+  metrics: Metrics;
+  /** Idle upstream keep-alive (default 30 s). */
+  keepAliveTimeoutMs?: number;
+  /** TCP connect timeout (default 10 s). */
+  connectTimeoutMs?: number;
+}
+
+export function createProxy(opts: ProxyOptions): Proxy {
   const { maxBodyBytes, metrics } = opts;
+  const poolOptions: Pool.Options = {
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
+    connect: { timeout: opts.connectTimeoutMs ?? 10_000 },
+  };
   // upstreamPath() already includes the upstream's base path: only its origin is prepended.
-  const origins = new Map<string, string>();
-  const originOf = (url: string) => {
-    let o = origins.get(url);
-    if (o === undefined) { o = new URL(url).origin; origins.set(url, o); }
-    return o;
-  };
-
-  const onResponse = (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
-    const state = request.proxy!;
-    metrics.upstreamLatency(state.route.upstream.name, res.statusCode, (performance.now() - state.startedAt) / 1000);
-    void reply.send(res.stream);
-  };
-
-  const onError = (reply: FastifyReply, { error }: { error: Error & { statusCode?: number; code?: string } }) => {
-    const state = reply.request.proxy;
-    if (state?.bodyTooLarge) {
-      // The rest of the body is unread: answer, then close rather than drain it.
-      reply.request.raw.resume();
-      void reply.header('connection', 'close').send(new PayloadTooLargeError());
-      return;
+  const pools = new Map<string, Pool>(); // by upstream URL
+  const poolOf = (url: string): Pool => {
+    let p = pools.get(url);
+    if (p === undefined) {
+      const origin = new URL(url).origin;
+      for (const [u, q] of pools) if (new URL(u).origin === origin) { p = q; break; }
+      p ??= new Pool(origin, poolOptions);
+      pools.set(url, p);
     }
-    const chain = codes(error);
-    const detail = `upstream ${state?.route.upstream.name ?? '?'}: ${chain.join(' < ') || error.message}`;
-    const timedOut = error.statusCode === 504 || chain.some((c) => TIMEOUT_CODES.has(c));
-    void reply.send(timedOut ? new GatewayTimeoutError(detail, error) : new BadGatewayError(detail, error));
+    return p;
   };
 
   return {
     forward(request, reply, state, path) {
-      if (maxBodyBytes !== null && hasBody(request.raw)) limitBody(request, state, maxBodyBytes);
-      return reply.from(originOf(state.route.upstream.url) + state.route.upstreamPath(path), {
-        timeout: state.route.upstream.timeoutMs,
-        rewriteRequestHeaders,
-        rewriteHeaders,
-        onResponse,
-        onError,
-        retryDelay,
-      } as never);
+      const raw = request.raw;
+      if (maxBodyBytes !== null && hasBody(raw)) limitBody(request, state, maxBodyBytes);
+      const body = request.body as NodeJS.ReadableStream | undefined;
+      const stream = body && typeof (body as { pipe?: unknown }).pipe === 'function' ? body : null;
+
+      let upstreamPath = state.route.upstreamPath(path);
+      if (upstreamPath.search(URL_ENCODED) !== -1) upstreamPath = upstreamPath.replace(URL_ENCODED, encodeChar);
+      const url = raw.url!;
+      const q = url.indexOf('?');
+      if (q > 0) upstreamPath += url.slice(q);
+
+      const timeout = state.route.upstream.timeoutMs;
+      const dispatchOpts: Dispatcher.DispatchOptions = {
+        method: raw.method! as Dispatcher.HttpMethod,
+        path: upstreamPath,
+        headers: upstreamRequestHeaders(raw.headers, state.forward),
+        body: stream as never,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      };
+      const pool = poolOf(state.route.upstream.url);
+      const retryable = stream === null && RETRY_METHODS.has(raw.method!);
+      return new Promise<void>((resolve, reject) => {
+        const settle = { resolve, reject, metrics, retried: !retryable };
+        pool.dispatch(dispatchOpts, new ProxyHandler(pool, dispatchOpts, request, reply, state, settle) as unknown as Dispatcher.DispatchHandler);
+      });
+    },
+    async close() {
+      const all = [...new Set(pools.values())];
+      pools.clear();
+      await Promise.all(all.map(async (p) => {
+        // Graceful: no request is in flight once the server has drained; don't wait on a stuck one.
+        let timer: NodeJS.Timeout | undefined;
+        const forced = new Promise<void>((r) => { timer = setTimeout(() => { void p.destroy().then(r, r); }, 2000); timer.unref(); });
+        try { await Promise.race([p.close(), forced]); } catch { /* already closed */ } finally { clearTimeout(timer); }
+      }));
     },
   };
+}
+
+interface Settle {
+  resolve(): void;
+  reject(err: Error): void;
+  readonly metrics: Metrics;
+  /** True once no further attempt may be made. */
+  retried: boolean;
+}
+
+/**
+ * One upstream attempt. Written against undici's core handler interface (onConnect/onHeaders/
+ * onData/onComplete/onError), which Client calls directly, without the controller wrapper.
+ */
+class ProxyHandler {
+  private abort: ((err?: Error) => void) | null = null;
+  private resume: (() => void) | null = null;
+  private started = false; // response headers written to the client (or the client is gone)
+  private done = false;
+  private readonly res: ServerResponse;
+  private onDrain: (() => void) | null = null;
+  private onClose: (() => void) | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly opts: Dispatcher.DispatchOptions,
+    private readonly request: FastifyRequest,
+    private readonly reply: FastifyReply,
+    private readonly state: ProxyState,
+    private readonly settle: Settle,
+  ) {
+    this.res = reply.raw;
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx informational: not relayed
+    const { request, reply, res, state } = this;
+    if (statusCode > 599) {
+      this.abort!(new BadGatewayError(`upstream ${state.route.upstream.name}: invalid status ${statusCode}`));
+      return false;
+    }
+    this.settle.metrics.upstreamLatency(state.route.upstream.name, statusCode, (performance.now() - state.startedAt) / 1000);
+    if (request.raw.aborted || res.destroyed) {
+      // The client left before the upstream answered: drop the response, send nothing.
+      this.started = true;
+      reply.hijack();
+      this.settle.resolve();
+      this.abort!(new Error('client closed the connection'));
+      return false;
+    }
+    const out = clientResponseHeaders(
+      undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret);
+    // An HTTP/1 connection cannot be reused until its request body has been consumed.
+    if (!request.raw.complete) out.connection = 'close';
+    try {
+      res.writeHead(statusCode, out);
+    } catch (err) {
+      for (const name in out) res.removeHeader(name);
+      this.abort!(new BadGatewayError(`upstream ${state.route.upstream.name}: unusable response headers`, err));
+      return false;
+    }
+    this.started = true;
+    this.resume = resume;
+    reply.hijack();
+    const abort = this.abort!;
+    this.onClose = () => { if (!this.done) abort(new Error('client closed the connection')); };
+    res.once('close', this.onClose);
+    this.settle.resolve();
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    // Backpressure: undici pauses the socket until resume() is called.
+    this.onDrain ??= () => { if (!this.done) this.resume!(); };
+    this.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.done = true;
+    if (this.onClose !== null) this.res.removeListener('close', this.onClose);
+    this.res.end();
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    const { request, reply, res, state, settle } = this;
+    if (this.started) {
+      // Mid-body failure (or the client left): the client sees a truncated response.
+      if (this.onClose !== null) res.removeListener('close', this.onClose);
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    if (state.bodyTooLarge) {
+      // The rest of the body is unread: answer, then close rather than drain it.
+      request.raw.resume();
+      void reply.header('connection', 'close');
+      settle.reject(new PayloadTooLargeError());
+      return;
+    }
+    if (err instanceof BadGatewayError) { settle.reject(err); return; }
+    const chain = codes(err);
+    if (!settle.retried && !res.destroyed && chain.some((c) => CONNECTION_ERRORS.has(c))) {
+      settle.retried = true;
+      const again = new ProxyHandler(this.pool, this.opts, request, reply, state, settle);
+      setImmediate(() => this.pool.dispatch(this.opts, again as unknown as Dispatcher.DispatchHandler));
+      return;
+    }
+    const detail = `upstream ${state.route.upstream.name}: ${chain.join(' < ') || err.message}`;
+    settle.reject(chain.some((c) => TIMEOUT_CODES.has(c)) ? new GatewayTimeoutError(detail, err) : new BadGatewayError(detail, err));
+  }
 }
 
 /** Enforces server.maxBodyBytes without buffering: by Content-Length up front, by counting otherwise. */
