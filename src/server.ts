@@ -86,7 +86,6 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     },
   });
   app.decorateRequest('outcome', null as unknown as Outcome);
-  app.decorateRequest('proxy', null);
   // Upstream pools close once the server has drained (onClose runs after the listener closes).
   app.addHook('onClose', async () => { await proxy.close(); });
 
@@ -168,7 +167,6 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       startedAt: performance.now(),
       bodyTooLarge: false,
     };
-    request.proxy = state;
     return proxy.forward(request, reply, state, target.path);
   }
 

@@ -15,17 +15,13 @@ import type { Metrics } from '../metrics.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 
-/** Per-request state the proxy reads; set by the handler before forward(). */
+/** Per-request state the proxy reads; built by the handler for forward(). */
 export interface ProxyState {
   readonly route: CompiledRoute;
   readonly forward: ForwardContext;
   readonly secret: string | null;
   readonly startedAt: number; // performance.now()
   bodyTooLarge: boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest { proxy: ProxyState | null }
 }
 
 // Retried once, on connection errors only, and only when there is no body to replay.
@@ -70,14 +66,16 @@ export function createProxy(opts: ProxyOptions): Proxy {
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
     connect: { timeout: opts.connectTimeoutMs ?? 10_000 },
   };
-  // upstreamPath() already includes the upstream's base path: only its origin is prepended.
-  const pools = new Map<string, Pool>(); // by upstream URL
+  // One pool per origin (upstreams may share one); looked up by upstream URL so the hot path
+  // never parses a URL. upstreamPath() already carries the upstream's base path.
+  const byOrigin = new Map<string, Pool>();
+  const pools = new Map<string, Pool>();
   const poolOf = (url: string): Pool => {
     let p = pools.get(url);
     if (p === undefined) {
       const origin = new URL(url).origin;
-      for (const [u, q] of pools) if (new URL(u).origin === origin) { p = q; break; }
-      p ??= new Pool(origin, poolOptions);
+      p = byOrigin.get(origin) ?? new Pool(origin, poolOptions);
+      byOrigin.set(origin, p);
       pools.set(url, p);
     }
     return p;
@@ -113,7 +111,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       });
     },
     async close() {
-      const all = [...new Set(pools.values())];
+      const all = [...byOrigin.values()];
+      byOrigin.clear();
       pools.clear();
       await Promise.all(all.map(async (p) => {
         // Graceful: no request is in flight once the server has drained; don't wait on a stuck one.
