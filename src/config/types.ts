@@ -99,6 +99,45 @@ export interface RouteConfig {
   readonly rewritePrefix: string | null;
   readonly public: boolean;                 // default false
   readonly allow: readonly AllowRule[];     // empty for public routes
+  /** A key of `login.projects`: browsers without a session are sent to that login. Default null. */
+  readonly login: string | null;
+}
+
+export interface LoginProjectConfig {
+  readonly name: string;                    // the key under `login.projects` (the CDF project)
+  /** OIDC issuer, discovered at `${issuer}/.well-known/openid-configuration`; must be in `issuers`. */
+  readonly issuer: string;
+  readonly clientId: string;
+  /** null: a public client (PKCE only, token_endpoint_auth_method none). */
+  readonly clientSecret: string | null;
+  readonly tokenEndpointAuthMethod: 'client_secret_basic' | 'client_secret_post';
+  readonly scopes: readonly string[];       // default [openid, profile, email, offline_access]
+  /** RFC 8707 resource indicator: the access token's audience. Default null. */
+  readonly resource: string | null;
+  /** Extra authorization request parameters (e.g. prompt, domain_hint). Default {}. */
+  readonly authorizationParams: Readonly<Record<string, string>>;
+  /** Where failed logins land when the login did not name an error destination. Default null. */
+  readonly errorRedirect: string | null;
+}
+
+export interface RedisConfig {
+  readonly url: string;                     // redis:// or rediss://
+  readonly password: string | null;         // or passwordFile; default null
+  readonly keyPrefix: string;               // default "cdf-gw:"
+}
+
+export interface LoginConfig {
+  /** AES key material, newest first: seal with the first, open with any. Each ≥ 32 bytes. */
+  readonly cookieSecrets: readonly string[];
+  readonly sessionTtlSec: number;           // default 28800: absolute lifetime
+  readonly idleTimeoutSec: number;          // default 3600
+  readonly sessionStore: 'cookie' | 'redis';  // default cookie
+  readonly redis: RedisConfig | null;       // required when sessionStore is redis
+  /** Origins (scheme://host[:port]) besides publicUrl's that redirects may go to. */
+  readonly allowedRedirectOrigins: readonly string[];
+  readonly refreshBeforeSec: number;        // default 60: refresh the access token this long before exp
+  readonly flowTtlSec: number;              // default 600: lifetime of the login-flow cookie
+  readonly projects: Readonly<Record<string, LoginProjectConfig>>;
 }
 
 export interface GatewayConfig {
@@ -109,4 +148,6 @@ export interface GatewayConfig {
   readonly tokens: TokensConfig;
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly routes: readonly RouteConfig[];
+  /** null when the file has no `login:` section (no browser login, /auth/* answers 404). */
+  readonly login: LoginConfig | null;
 }
