@@ -18,6 +18,7 @@ import {
   report, required, secret, str, strings, tagged, withDefault,
   type Checked, type ConfigProblem, type Context, type Field, type Schema,
 } from './schema.js';
+import { loginSchema } from './login.js';
 
 export type { ConfigProblem } from './schema.js';
 
@@ -36,7 +37,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Scalars shared by several sections
@@ -226,7 +227,7 @@ function routeKey(prefix: string): string {
   return prefix === '/' ? '/' : prefix.replace(/\/$/, '');
 }
 
-function routesSchema(upstreamNames: readonly string[] | null, env: Context['env']): Schema<RouteConfig[]> {
+function routesSchema(upstreamNames: readonly string[] | null, projectNames: readonly string[] | null, env: Context['env']): Schema<RouteConfig[]> {
   const upstream = str((s) => {
     if (upstreamNames === null || upstreamNames.includes(s)) return undefined;
     return upstreamNames.length === 0 ? 'no upstreams are defined' : `must name one of the upstreams (${upstreamNames.join(', ')})`;
@@ -237,6 +238,10 @@ function routesSchema(upstreamNames: readonly string[] | null, env: Context['env
     rewritePrefix: withDefault(str(canonicalPathProblem), null),
     public: withDefault(bool(), false),
     allow: allowField(env),
+    login: withDefault(str((s) => {
+      if (projectNames === null) return 'needs a login section (login.projects)';
+      return projectNames.includes(s) ? undefined : `must name one of the login projects (${projectNames.join(', ') || 'none defined'})`;
+    }), null),
   });
   return array(route, {
     refine(items, ctx) {
@@ -281,8 +286,11 @@ function validate(raw: Record<string, unknown>, ctx: Context): GatewayConfig | u
   const upstreams = isAbsent(raw.upstreams) ? report(ctx, 'upstreams', 'required') : upstreamsSchema.check(raw.upstreams, 'upstreams', ctx);
   // Route references are checked against the names written, even if an upstream itself is invalid.
   const upstreamNames = isMapping(raw.upstreams) ? Object.keys(raw.upstreams) : null;
+  const login = isAbsent(raw.login) ? null : loginSchema.check(raw.login, 'login', ctx);
+  const projectNames = !isMapping(raw.login) ? null
+    : isMapping(raw.login.projects) ? Object.keys(raw.login.projects) : [];
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
-    : routesSchema(upstreamNames, ctx.env).check(raw.routes, 'routes', ctx);
+    : routesSchema(upstreamNames, projectNames, ctx.env).check(raw.routes, 'routes', ctx);
 
   // Cross-section rules, checked wherever their inputs are valid.
   if (issuers !== INVALID && issuers.length === 0) {
@@ -298,11 +306,23 @@ function validate(raw: Record<string, unknown>, ctx: Context): GatewayConfig | u
     report(ctx, 'admin.port', `must differ from server.port (${server.port}) on the same host`);
   }
 
-  if (ctx.problems.length > 0 || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
+  if (login !== null && login !== INVALID && issuers !== INVALID) {
+    for (const p of Object.values(login.projects)) {
+      const trusted = issuers.find((i) => i.issuer === p.issuer);
+      const at = `login.projects.${p.name}`;
+      if (trusted === undefined) {
+        report(ctx, `${at}.issuer`, 'must also be listed under issuers (the session\'s access token is verified like a bearer token)');
+      } else if (p.resource !== null && !trusted.audiences.includes(p.resource)) {
+        report(ctx, `${at}.resource`, `must be one of the issuer's audiences (${trusted.audiences.join(', ')})`);
+      }
+    }
+  }
+
+  if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
       || issuers === INVALID || upstreams === INVALID || routes === INVALID) {
     return undefined;
   }
-  return { server, admin, log, issuers, tokens, upstreams, routes };
+  return { server, admin, log, issuers, tokens, upstreams, routes, login };
 }
 
 /**

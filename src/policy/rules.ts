@@ -20,6 +20,8 @@ export interface CompiledRoute {
   readonly upstream: UpstreamConfig;
   readonly isPublic: boolean;
   readonly rules: readonly CompiledRule[];
+  /** Login project whose sessions this route accepts (browsers without one are sent to log in). */
+  readonly login: string | null;
   /** Path the upstream receives: upstream URL's base path + (rewritePrefix ?? prefix) + rest of path. */
   upstreamPath(path: string): string;
 }
@@ -72,6 +74,7 @@ function compileRoute(r: RouteConfig, upstream: UpstreamConfig): CompiledRoute {
     upstream,
     isPublic: r.public,
     rules: Object.freeze(r.allow.map(compileRule)),
+    login: r.login ?? null,
     upstreamPath(path: string): string {
       // Guard against misuse: only a path this route matched may be mapped.
       if (!path.startsWith(prefix) || (path.length > plen && path.charCodeAt(plen) !== 0x2f)) {

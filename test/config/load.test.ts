@@ -59,7 +59,8 @@ t.test('fills in every default', async (t) => {
       clockToleranceSec: 30, maxTokenBytes: 12288, cacheSize: 10000,
     },
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
-    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null }] }],
+    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null }], login: null }],
+    login: null,
   });
 });
 
@@ -448,8 +449,7 @@ t.test('loadConfigFile: an unreadable file is a ConfigError', async (t) => {
   t.throws(() => loadConfigFile(file, {}), { name: 'ConfigError', problems: [{ path: file, reason: /cannot read the configuration file \(ENOENT\)/ }] });
 });
 
-// The example from DESIGN.md ("Public contract"), without its `login:` section (a later feature)
-// and with `${LEGACY_API_KEY}` quoted: inside a YAML flow mapping `{…}` a bare `${…}` is a syntax error.
+// The example from DESIGN.md ("Public contract"), with `${LEGACY_API_KEY}` quoted: inside a YAML flow mapping `{…}` a bare `${…}` is a syntax error.
 const DESIGN_LOGIN = `login:
   cookieSecret: \${GATEWAY_COOKIE_SECRET}           # ≥ 32 bytes; a list rotates keys
   sessionTtlSec: 28800
@@ -497,17 +497,22 @@ routes:                                            # default deny: unmatched pat
   - { prefix: /status, upstream: legacy, public: true }
 `;
 
-t.test('the DESIGN.md example parses (without login)', async (t) => {
+t.test('the DESIGN.md example parses', async (t) => {
   const env = { GATEWAY_COOKIE_SECRET: 'c'.repeat(32), LOGIN_CLIENT_SECRET: 'l', SERVICE_CLIENT_SECRET: 'svc-secret', LEGACY_API_KEY: 'legacy-key' };
-  const c = parse(DESIGN_EXAMPLE.replace(DESIGN_LOGIN, ''), env);
+  const c = parse(DESIGN_EXAMPLE, env);
   t.equal(c.routes.length, 3);
   t.strictSame(Object.keys(c.upstreams), ['cdf', 'service', 'legacy']);
   t.match(c.upstreams.service?.credentials, { type: 'client-credentials', clientSecret: 'svc-secret', scopes: ['https://cdf.example/.default'] });
   t.match(c.upstreams.legacy?.credentials, { type: 'api-key', header: 'api-key', value: 'legacy-key' });
   t.strictSame(c.routes[0]?.allow[1]?.methods, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null }] });
-  t.strictSame(c.routes[2], { prefix: '/status', upstream: 'legacy', rewritePrefix: null, public: true, allow: [] });
-
-  // With login: it is (for now) an unknown key, and only that.
-  t.strictSame(problems(DESIGN_EXAMPLE, env), [{ path: 'login', reason: 'unknown key' }]);
+  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null }], login: null });
+  t.strictSame(c.routes[2], { prefix: '/status', upstream: 'legacy', rewritePrefix: null, public: true, allow: [], login: null });
+  t.strictSame(c.login, {
+    cookieSecrets: ['c'.repeat(32)], sessionTtlSec: 28800, idleTimeoutSec: 3600, sessionStore: 'cookie', redis: null,
+    allowedRedirectOrigins: ['http://127.0.0.1:3000'], refreshBeforeSec: 60, flowTtlSec: 600,
+    projects: { demo: {
+      name: 'demo', issuer: 'http://127.0.0.1:4000', clientId: 'gateway', clientSecret: 'l', tokenEndpointAuthMethod: 'client_secret_basic',
+      scopes: ['openid', 'profile', 'email', 'offline_access'], resource: 'https://cdf.example', authorizationParams: {}, errorRedirect: null,
+    } },
+  });
 });
