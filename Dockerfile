@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# cdf-auth-gateway image: build with dev dependencies, ship dist/ + production dependencies only.
+#   docker build -t cdf-auth-gateway .
+#   docker run --read-only -v $PWD/gateway.yaml:/etc/cdf-auth-gateway/gateway.yaml:ro -p 8080:8080 cdf-auth-gateway
+# The config must bind 0.0.0.0 (server.host, admin.host) to be reachable from outside the container.
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# production dependencies only; no install scripts run
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE}
+LABEL org.opencontainers.image.title="cdf-auth-gateway" \
+      org.opencontainers.image.description="Authentication gateway and reverse proxy for Cognite Data Fusion" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+# An unprivileged user with no home and no shell; numeric so runAsNonRoot can verify it.
+RUN groupadd --system --gid 10001 gateway \
+ && useradd --system --uid 10001 --gid gateway --no-create-home --shell /usr/sbin/nologin gateway \
+ && mkdir -p /etc/cdf-auth-gateway
+# Nothing is written at run time (logs go to stdout), so the root file system may be read-only.
+USER 10001:10001
+EXPOSE 8080 9090
+STOPSIGNAL SIGTERM
+# slim has no curl: node itself asks the admin listener (port 9090, admin.host must be reachable
+# on 127.0.0.1 inside the container, e.g. 0.0.0.0).
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# The cdf-auth-gateway CLI; it reads /etc/cdf-auth-gateway/gateway.yaml unless --config is given.
+ENTRYPOINT ["node", "/app/dist/main.js"]
+CMD []
