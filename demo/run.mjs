@@ -41,15 +41,29 @@ const gatewayLog = {
   },
 };
 
-function banner(env, config) {
+/**
+ * Whether the running gateway sends a browser to log in (the login feature is configured in
+ * demo.yaml, but a build without it answers 401): asked the way a browser would ask.
+ */
+async function browserLoginWorks(gw) {
+  try {
+    const res = await fetch(`${gw}/api/v1/projects/demo/assets`, { headers: { accept: 'text/html' }, redirect: 'manual' });
+    await res.arrayBuffer();
+    return res.status >= 300 && res.status < 400;
+  } catch {
+    return false;
+  }
+}
+
+function banner(env, config, loginWorks) {
   const gw = config.server.publicUrl;
   const cdf = `http://127.0.0.1:${env.DEMO_CDF_PORT}`;
   const idp = `http://127.0.0.1:${env.DEMO_IDP_PORT}`;
   const users = Object.entries(USERS)
     .map(([name, u]) => `    ${name.padEnd(6)} groups: ${u.groups.length ? u.groups.join(', ') : '(none)'}`).join('\n');
-  const browser = config.login
-    ? `  Log in through the gateway (any user below, any password):\n    ${gw}/api/v1/projects/demo/assets\n`
-    : '  (Browser login is not configured in examples/demo.yaml yet; use the curl lines below.)\n';
+  const browser = loginWorks
+    ? `  Log in through the gateway (any user below, any password), then see CDF's answer:\n    ${gw}/api/v1/projects/demo/assets\n`
+    : '  (This build of the gateway has no browser login yet: use the curl lines below.)\n';
   const token = `TOKEN=$(curl -s -u ${CLI_CLIENT.id}:${CLI_CLIENT.secret} -d grant_type=client_credentials `
     + `-d resource=${RESOURCE} -d scope=user_impersonation ${idp}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`;
   return `
@@ -137,7 +151,7 @@ async function main() {
     await closeAll();
     throw err;
   }
-  process.stdout.write(banner(env, config));
+  process.stdout.write(banner(env, config, await browserLoginWorks(config.server.publicUrl)));
   process.stdout.write(`${READY_LINE}: ${config.server.publicUrl}\n`);
 }
 
