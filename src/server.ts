@@ -1,5 +1,7 @@
 // The gateway on one screen: every request passes the stages below in this order.
-//   target (canonical path) → route → bearer token → verify → authorize → credential → proxy
+//   target (canonical path) → route → bearer token | session cookie → verify → authorize
+//     → credential → proxy
+// The gateway's own endpoints (/auth/*, /login/url, /login/token) are in session/routes.ts.
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by the one handler here.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
@@ -17,6 +19,14 @@ import { bearerToken } from './token/bearer.js';
 import { TokenVerifier } from './token/verify.js';
 import { createCredentialSource, type CredentialSource } from './upstream/credentials.js';
 import { createProxy, type ProxyState } from './upstream/proxy.js';
+import { Sealer } from './session/seal.js';
+import { cookieNames } from './session/cookies.js';
+import { createCookieStore, createRedisStore, sessionExpiry } from './session/store.js';
+import { LoginClient } from './session/oidc.js';
+import { SessionManager, deferredStore } from './session/manager.js';
+import { sameOriginAllowed } from './session/origin.js';
+import { registerAuthRoutes, type Identity } from './session/routes.js';
+import type { CompiledRoute } from './policy/rules.js';
 
 const MATRIX_PARAMS = /;[^/]*/g;
 
@@ -63,7 +73,56 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const isTrustedProxy = trustedProxyMatcher(config.server.trustedProxies);
   const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
   const accessLog = config.log.accessLog;
-  const { server } = config;
+  const { server, login } = config;
+
+  // Browser login: one OIDC client per project, sessions sealed with the cookie secrets.
+  const clients = new Map<string, LoginClient>();
+  let sessions: SessionManager | null = null;
+  let sealer: Sealer | null = null;
+  let storeReady: Promise<void> = Promise.resolve();
+  if (login !== null) {
+    sealer = new Sealer(login.cookieSecrets);
+    for (const p of Object.values(login.projects)) {
+      clients.set(p.name, new LoginClient(p, { redirectUri: `${server.publicUrl}/auth/callback`, ...(opts.fetch ? { fetch: opts.fetch } : {}) }));
+    }
+    const storeOpts = { sealer, idleTimeoutMs: login.idleTimeoutSec * 1000, clock };
+    let store;
+    if (login.sessionStore === 'redis' && login.redis !== null) {
+      const deferred = deferredStore(createRedisStore({ ...storeOpts, ...login.redis, logger }), 'redis');
+      storeReady = deferred.ready;
+      store = deferred;
+    } else {
+      store = createCookieStore(storeOpts);
+    }
+    sessions = new SessionManager({ login, names: cookieNames(server.publicUrl), store, clients, verifier, clock, logger });
+  }
+  const loginProjectOf = (issuer: string): string | null =>
+    login === null ? null : Object.values(login.projects).find((p) => p.issuer === issuer)?.name ?? null;
+
+  /**
+   * The caller: a bearer token if one is presented (it always wins), else the session cookie,
+   * accepted only on routes of that session's login project (route null: any project).
+   */
+  async function identify(request: FastifyRequest, route: CompiledRoute | null): Promise<Identity | null> {
+    const raw = request.raw;
+    const token = bearerToken(raw.headers, raw.rawHeaders);
+    if (token !== null) {
+      const principal = await verifier.verify(token);
+      return { principal, via: 'bearer', project: loginProjectOf(principal.issuer), expiresAt: principal.expiresAt, setCookies: null };
+    }
+    if (sessions === null || (route !== null && route.login === null) || raw.headers.cookie === undefined) return null;
+    const r = await sessions.authenticate(sessions.cookies(raw.headers.cookie), route?.login ?? null);
+    if (r.session === null) {
+      if (r.setCookies !== null) pendingClear.set(request, r.setCookies);
+      return null;
+    }
+    return {
+      principal: r.principal, via: 'session', project: r.session.project,
+      expiresAt: sessionExpiry(r.session, login!.idleTimeoutSec * 1000), setCookies: r.setCookies,
+    };
+  }
+  /** Stale session cookies found while identifying a request, cleared on whatever answer follows. */
+  const pendingClear = new WeakMap<FastifyRequest, string[]>();
 
   const app = Fastify({
     logger: false, // one access line per request is written below; Fastify's per-request child loggers are not needed
@@ -144,11 +203,31 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     outcome.route = route.id;
 
     let principal = null;
+    let setCookies: string[] | null = null;
     if (!route.isPublic) {
-      const token = bearerToken(raw.headers, raw.rawHeaders);
-      if (token === null) throw new MissingTokenError();
-      principal = await verifier.verify(token);
+      const id = await identify(request, route);
+      if (id === null) {
+        const clear = pendingClear.get(request);
+        if (clear !== undefined) void reply.header('set-cookie', clear);
+        // A browser on a login route goes to log in and comes back here; API clients get 401.
+        if (route.login !== null && isBrowser(raw.headers) && (raw.method === 'GET' || raw.method === 'HEAD')) {
+          outcome.decision = 'login_redirect';
+          const back = new URLSearchParams({ project: route.login, redirect: raw.url! });
+          return reply.code(302).header('location', `/auth/login?${back.toString()}`).header('cache-control', 'no-store').send();
+        }
+        throw new MissingTokenError();
+      }
+      principal = id.principal;
       outcome.sub = principal.sub;
+      if (id.via === 'session') {
+        setCookies = id.setCookies;
+        if (setCookies !== null) void reply.header('set-cookie', setCookies);
+        // Cookies ride along on cross-site requests (SameSite=Lax still allows some): state
+        // changes need proof the page is ours.
+        if (!sameOriginAllowed(raw.method!, raw.headers.origin, raw.headers.referer, server.publicUrl, login!.allowedRedirectOrigins)) {
+          throw new GatewayError(403, 'Forbidden: cross-site request');
+        }
+      }
       if (!isAllowed(route, raw.method!, principal)) throw new InsufficientScopeError();
     }
     // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
@@ -164,12 +243,16 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
         upstreamHost: upstreamHosts.get(route.upstream.name)!,
       },
       secret: principal === null ? null : source.secret(),
+      setCookies,
       startedAt: performance.now(),
       bodyTooLarge: false,
     };
     return proxy.forward(request, reply, state, target.path);
   }
 
+  registerAuthRoutes(app, {
+    config, sessions, clients, sealer, verifier, routes, isTrustedProxy, clock, logger, identify,
+  });
   app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
   app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
 
@@ -180,6 +263,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     app, admin, verifier, metrics, logger,
     async listen() {
       void verifier.warmUp();
+      await storeReady;
       const url = await app.listen({ host: server.host, port: server.port });
       const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
       logger.info({ url, adminUrl, routes: config.routes.length, issuers: config.issuers.length }, 'listening');
@@ -194,6 +278,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       await admin.close();
       verifier.close();
       for (const c of credentials.values()) c.close();
+      await sessions?.close();
       logger.flush();
     },
   };
@@ -201,6 +286,12 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
 
 function sendError(reply: FastifyReply, gw: GatewayError): void {
   void reply.code(gw.status).headers(gw.headers).type('application/json').send(errorBody(gw.status, gw.message));
+}
+
+/** DESIGN: a browser is a request that accepts HTML and presents no Authorization. */
+function isBrowser(headers: import('node:http').IncomingHttpHeaders): boolean {
+  const accept = headers.accept;
+  return headers.authorization === undefined && accept !== undefined && accept.includes('text/html');
 }
 
 function decisionFor(status: number): string {

@@ -20,6 +20,8 @@ export interface ProxyState {
   readonly route: CompiledRoute;
   readonly forward: ForwardContext;
   readonly secret: string | null;
+  /** The gateway's own Set-Cookie lines (session renewal) added to the upstream's response. */
+  readonly setCookies: readonly string[] | null;
   readonly startedAt: number; // performance.now()
   bodyTooLarge: boolean;
 }
@@ -180,6 +182,10 @@ class ProxyHandler {
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret);
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
+    if (state.setCookies !== null) {
+      const app = out['set-cookie'];
+      out['set-cookie'] = app === undefined ? [...state.setCookies] : [...(typeof app === 'string' ? [app] : app), ...state.setCookies];
+    }
     try {
       res.writeHead(statusCode, out);
     } catch (err) {

@@ -1,0 +1,69 @@
+// The gateway's cookies: names, flags and Set-Cookie lines. Every name starts with the `cdf-gw`
+// stem (headers.ts strips those from upstream requests and responses). `__Host-` and `Secure`
+// whenever the public origin is https or loopback (browsers treat loopback as a secure context).
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { fastifyCookie } from '@fastify/cookie';
+import { cookieNamesOf, splitCookie } from './chunks.js';
+
+export interface CookieNames {
+  /** `__Host-cdf-gw` or `cdf-gw`. */
+  readonly stem: string;
+  readonly secure: boolean;
+  /** The session cookie (chunked as `<session>.0`, `.1`, … when large). */
+  readonly session: string;
+  /** The login-flow cookie for one `state`: one per tab, so concurrent logins don't collide. */
+  flow(state: string): string;
+}
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return h === '::1';
+}
+
+export function cookieNames(publicUrl: string): CookieNames {
+  const u = new URL(publicUrl);
+  const secure = u.protocol === 'https:' || isLoopback(u.hostname);
+  const stem = secure ? '__Host-cdf-gw' : 'cdf-gw';
+  return Object.freeze({
+    stem,
+    secure,
+    session: `${stem}-session`,
+    flow: (state: string) => `${stem}-flow-${createHash('sha256').update(state).digest('base64url').slice(0, 16)}`,
+  });
+}
+
+export function parseCookies(header: string | string[] | undefined): Record<string, string> {
+  if (header === undefined) return {};
+  const text = Array.isArray(header) ? header.join('; ') : header;
+  return text === '' ? {} : fastifyCookie.parse(text);
+}
+
+function line(names: CookieNames, name: string, value: string, maxAgeSec: number): string {
+  return fastifyCookie.serialize(name, value, {
+    path: '/', httpOnly: true, sameSite: 'lax', secure: names.secure, maxAge: Math.max(0, Math.floor(maxAgeSec)),
+  });
+}
+
+/** Set-Cookie lines writing `value` under `name` (chunked if large) and expiring stale chunks. */
+export function writeCookie(
+  names: CookieNames, name: string, value: string, maxAgeSec: number, present: Readonly<Record<string, string>>,
+): string[] {
+  const parts = splitCookie(name, value);
+  const written = new Set(parts.map((p) => p.name));
+  const out = parts.map((p) => line(names, p.name, p.value, maxAgeSec));
+  for (const stale of cookieNamesOf(name, present)) if (!written.has(stale)) out.push(line(names, stale, '', 0));
+  return out;
+}
+
+/** Set-Cookie lines expiring every present cookie that belongs to `name`. */
+export function clearCookie(names: CookieNames, name: string, present: Readonly<Record<string, string>>): string[] {
+  return cookieNamesOf(name, present).map((n) => line(names, n, '', 0));
+}
+
+/** One unchunked cookie (the flow cookie is small). */
+export function simpleCookie(names: CookieNames, name: string, value: string, maxAgeSec: number): string {
+  return line(names, name, value, maxAgeSec);
+}

@@ -1,0 +1,216 @@
+// Sessions on the request path: read the session cookie, keep the access token fresh (one
+// refresh per session however many requests wait), turn the session into the same Principal a
+// bearer token gives, and write or clear the cookies. The stores and the cookie crypto live in
+// store.ts and seal.ts; the /auth/* endpoints in routes.ts.
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { LoginConfig } from '../config/types.js';
+import type { Clock } from '../clock.js';
+import { GatewayError } from '../errors.js';
+import type { Principal } from '../token/principal.js';
+import type { TokenVerifier } from '../token/verify.js';
+import { joinCookie } from './chunks.js';
+import { clearCookie, parseCookies, writeCookie, type CookieNames } from './cookies.js';
+import { describe, isRejection, type LoginClient, type Tokens } from './oidc.js';
+import { newSessionId, type Session, type SessionStore } from './store.js';
+
+export interface SessionAuth {
+  readonly session: Session;
+  readonly principal: Principal;
+  /** Set-Cookie lines to send (the session was refreshed or touched), or null. */
+  readonly setCookies: string[] | null;
+}
+
+/** What authenticate() found: a usable session, or none (with cookies to clear, if any). */
+export type SessionResult = SessionAuth | { readonly session: null; readonly setCookies: string[] | null };
+
+export interface SessionManagerDeps {
+  readonly login: LoginConfig;
+  readonly names: CookieNames;
+  readonly store: SessionStore;
+  readonly clients: ReadonlyMap<string, LoginClient>;
+  readonly verifier: TokenVerifier;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/**
+ * A store that is still being created (redis connects asynchronously): every call waits for it.
+ * `ready` rejects when it cannot be created, so listen() fails the start with the reason.
+ */
+export function deferredStore(creating: Promise<SessionStore>, kind: SessionStore['kind']): SessionStore & { ready: Promise<void> } {
+  const ready = creating.then(() => undefined);
+  ready.catch(() => { /* reported by listen() and by each call */ });
+  return {
+    kind,
+    ready,
+    save: async (s) => (await creating).save(s),
+    load: async (v, now) => (await creating).load(v, now),
+    revoke: async (s) => (await creating).revoke(s),
+    close: async () => { await creating.then((st) => st.close(), () => undefined); },
+  };
+}
+
+export class SessionManager {
+  readonly names: CookieNames;
+  readonly store: SessionStore;
+  private readonly deps: SessionManagerDeps;
+  private readonly idleMs: number;
+  /** Rewrite the cookie (idle timeout) at most this often per session. */
+  private readonly touchMs: number;
+  private readonly inflight = new Map<string, Promise<{ session: Session; cookie: string } | null>>();
+  /**
+   * Refresh results by session id + old token expiry, briefly: requests that were already on
+   * their way with the old cookie reuse the new tokens instead of refreshing again.
+   */
+  private readonly recent = new LRUCache<string, { session: Session; cookie: string }>({ max: 10_000, ttl: 60_000 });
+
+  constructor(deps: SessionManagerDeps) {
+    this.deps = deps;
+    this.names = deps.names;
+    this.store = deps.store;
+    this.idleMs = deps.login.idleTimeoutSec * 1000;
+    this.touchMs = Math.min(60_000, this.idleMs / 4);
+  }
+
+  cookies(header: string | string[] | undefined): Record<string, string> {
+    return parseCookies(header);
+  }
+
+  /** The session in these cookies, or null (absent, tampered, expired, revoked). */
+  async read(cookies: Readonly<Record<string, string>>): Promise<Session | null> {
+    const value = joinCookie(this.names.session, cookies);
+    return value === null ? null : this.store.load(value, this.deps.clock());
+  }
+
+  /**
+   * The session for a request to a route of `project` (null: any project), refreshed if its
+   * access token is about to expire, as a Principal verified like a bearer token.
+   */
+  async authenticate(cookies: Readonly<Record<string, string>>, project: string | null): Promise<SessionResult> {
+    const value = joinCookie(this.names.session, cookies);
+    if (value === null) return { session: null, setCookies: null };
+    const now = this.deps.clock();
+    let session = await this.store.load(value, now);
+    if (session === null) return { session: null, setCookies: clearCookie(this.names, this.names.session, cookies) };
+    if (project !== null && session.project !== project) return { session: null, setCookies: null };
+
+    let cookie: string | null = null;
+    if (session.accessTokenExp * 1000 - now <= this.deps.login.refreshBeforeSec * 1000) {
+      const refreshed = session.refreshToken === null ? null : await this.refresh(session);
+      if (refreshed !== null) {
+        ({ session, cookie } = refreshed);
+      } else if (session.accessTokenExp * 1000 <= now) {
+        return { session: null, setCookies: await this.end(session, cookies) };
+      }
+    }
+    let principal: Principal;
+    try {
+      principal = await this.deps.verifier.verify(session.accessToken);
+    } catch (err) {
+      if (err instanceof GatewayError && err.status === 401) {
+        this.deps.logger.info({ project: session.project, sub: session.sub, reason: err.detail }, 'session token no longer valid');
+        return { session: null, setCookies: await this.end(session, cookies) };
+      }
+      throw err;
+    }
+    if (cookie === null && now - session.lastSeenAt >= this.touchMs) {
+      session = { ...session, lastSeenAt: now };
+      cookie = await this.store.save(session);
+    }
+    if (principal.email === null && session.email !== null) principal = Object.freeze({ ...principal, email: session.email });
+    return { session, principal, setCookies: cookie === null ? null : this.write(cookie, session, cookies) };
+  }
+
+  /** A new session after a login (a new id every time: no fixation). */
+  async establish(project: string, tokens: Tokens, principal: Principal, cookies: Readonly<Record<string, string>>): Promise<{ session: Session; setCookies: string[] }> {
+    const now = this.deps.clock();
+    const claims = tokens.claims ?? {};
+    const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+    const session: Session = {
+      id: newSessionId(),
+      project,
+      sub: principal.sub,
+      name: str(claims.name) ?? str(claims.preferred_username),
+      email: principal.email ?? str(claims.email),
+      groups: principal.groups,
+      accessToken: tokens.accessToken,
+      accessTokenExp: Math.floor(principal.expiresAt / 1000),
+      refreshToken: tokens.refreshToken,
+      idToken: tokens.idToken,
+      createdAt: now,
+      expiresAt: now + this.deps.login.sessionTtlSec * 1000,
+      lastSeenAt: now,
+    };
+    const cookie = await this.store.save(session);
+    return { session, setCookies: this.write(cookie, session, cookies) };
+  }
+
+  /** Revokes the session server-side and returns the lines clearing its cookies. */
+  async end(session: Session | null, cookies: Readonly<Record<string, string>>): Promise<string[]> {
+    if (session !== null) await this.store.revoke(session);
+    return clearCookie(this.names, this.names.session, cookies);
+  }
+
+  private write(cookie: string, session: Session, cookies: Readonly<Record<string, string>>): string[] {
+    const maxAge = (session.expiresAt - this.deps.clock()) / 1000;
+    return writeCookie(this.names, this.names.session, cookie, maxAge, cookies);
+  }
+
+  /** One refresh per session; null when it failed (the session then ends). */
+  private refresh(session: Session): Promise<{ session: Session; cookie: string } | null> {
+    const key = `${session.id}:${session.accessTokenExp}`;
+    const done = this.recent.get(key);
+    if (done !== undefined) return Promise.resolve(done);
+    let p = this.inflight.get(key);
+    if (p === undefined) {
+      p = this.doRefresh(session).then((r) => {
+        if (r !== null) this.recent.set(key, r);
+        return r;
+      }).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async doRefresh(session: Session): Promise<{ session: Session; cookie: string } | null> {
+    const client = this.deps.clients.get(session.project);
+    if (client === undefined || session.refreshToken === null) return null;
+    let tokens: Tokens;
+    let principal: Principal;
+    try {
+      tokens = await client.refresh(session.refreshToken);
+      principal = await this.deps.verifier.verify(tokens.accessToken);
+    } catch (err) {
+      if (err instanceof GatewayError && err.status >= 500) throw err;
+      if (!isRejection(err)) {
+        // The IdP is unreachable: the session lives on while its access token does.
+        this.deps.logger.warn({ project: session.project, reason: describe(err) }, 'session refresh failed; will retry');
+        return null;
+      }
+      this.deps.logger.info({ project: session.project, sub: session.sub, reason: describe(err) }, 'session refresh refused; session ended');
+      await this.store.revoke(session);
+      return null;
+    }
+    if (principal.sub !== session.sub) {
+      this.deps.logger.warn({ project: session.project, sub: session.sub }, 'refreshed token names another subject; session ended');
+      await this.store.revoke(session);
+      return null;
+    }
+    const now = this.deps.clock();
+    const next: Session = {
+      ...session,
+      accessToken: tokens.accessToken,
+      accessTokenExp: Math.floor(principal.expiresAt / 1000),
+      refreshToken: tokens.refreshToken ?? session.refreshToken,
+      idToken: tokens.idToken ?? session.idToken,
+      groups: principal.groups,
+      lastSeenAt: now,
+    };
+    return { session: next, cookie: await this.store.save(next) };
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}

@@ -1,0 +1,149 @@
+// The OIDC relying party for one login project, on openid-client 6 (certified): discovery,
+// authorization code + PKCE (S256) with state and nonce, the code exchange with ID-token
+// signature checks, refresh, and the end-session URL. No protocol code of our own.
+import * as oidc from 'openid-client';
+import type { LoginProjectConfig } from '../config/types.js';
+import { GatewayError } from '../errors.js';
+
+/** The secrets of one login attempt, kept only in the sealed flow cookie. */
+export interface FlowSecrets {
+  readonly state: string;
+  readonly nonce: string;
+  readonly verifier: string;
+}
+
+export interface Tokens {
+  readonly accessToken: string;
+  readonly refreshToken: string | null;
+  readonly idToken: string | null;
+  /** Claims of the validated ID token (absent on a refresh that returns none). */
+  readonly claims: Readonly<Record<string, unknown>> | null;
+}
+
+export interface LoginClientOptions {
+  readonly redirectUri: string;
+  readonly fetch?: typeof fetch;
+  /** Bound on every IdP request (discovery, token, JWKS), in ms. */
+  readonly timeoutMs?: number;
+}
+
+/** Discovery or the IdP failed: not the user's fault, answered 503 / sent to the error page. */
+export class IdpUnavailableError extends Error {}
+
+export class LoginClient {
+  readonly project: LoginProjectConfig;
+  private readonly opts: LoginClientOptions;
+  private config: Promise<oidc.Configuration> | null = null;
+
+  constructor(project: LoginProjectConfig, opts: LoginClientOptions) {
+    this.project = project;
+    this.opts = opts;
+  }
+
+  /** Discovery once; a failure is not cached, so the next login retries it. */
+  private configuration(): Promise<oidc.Configuration> {
+    if (this.config === null) {
+      const p = this.project;
+      const auth = p.clientSecret === null ? oidc.None()
+        : p.tokenEndpointAuthMethod === 'client_secret_post' ? oidc.ClientSecretPost(p.clientSecret) : oidc.ClientSecretBasic(p.clientSecret);
+      const issuer = new URL(p.issuer);
+      const execute: Array<(c: oidc.Configuration) => void> = [oidc.enableNonRepudiationChecks];
+      if (issuer.protocol === 'http:') execute.unshift(oidc.allowInsecureRequests);
+      const f = this.opts.fetch;
+      const custom: Pick<oidc.DiscoveryRequestOptions, typeof oidc.customFetch> = f === undefined ? {}
+        : { [oidc.customFetch]: (url: string, options: unknown) => f(url, options as RequestInit) };
+      this.config = oidc.discovery(issuer, p.clientId, undefined, auth, {
+        execute, timeout: (this.opts.timeoutMs ?? 10_000) / 1000, ...custom,
+      }).then((c) => {
+        c.timeout = (this.opts.timeoutMs ?? 10_000) / 1000;
+        const cf = custom[oidc.customFetch];
+        if (cf !== undefined) c[oidc.customFetch] = cf;
+        return c;
+      }, (err: unknown) => {
+        this.config = null;
+        throw new IdpUnavailableError(`discovery of ${p.issuer} failed: ${describe(err)}`);
+      });
+    }
+    return this.config;
+  }
+
+  newFlow(): FlowSecrets {
+    return { state: oidc.randomState(), nonce: oidc.randomNonce(), verifier: oidc.randomPKCECodeVerifier() };
+  }
+
+  async authorizationUrl(flow: FlowSecrets): Promise<URL> {
+    const config = await this.configuration();
+    const p = this.project;
+    const params: Record<string, string> = {
+      ...p.authorizationParams,
+      redirect_uri: this.opts.redirectUri,
+      response_type: 'code',
+      scope: p.scopes.join(' '),
+      state: flow.state,
+      nonce: flow.nonce,
+      code_challenge: await oidc.calculatePKCECodeChallenge(flow.verifier),
+      code_challenge_method: 'S256',
+    };
+    if (p.resource !== null) params.resource = p.resource;
+    return oidc.buildAuthorizationUrl(config, params);
+  }
+
+  /**
+   * The callback URL (with code, state, iss) → tokens. openid-client checks state, the RFC 9207
+   * `iss` parameter, PKCE, and the ID token's signature, iss, aud, exp and nonce.
+   */
+  async exchange(callbackUrl: URL, flow: FlowSecrets): Promise<Tokens> {
+    const config = await this.configuration();
+    const extra: Record<string, string> = {};
+    if (this.project.resource !== null) extra.resource = this.project.resource;
+    const res = await oidc.authorizationCodeGrant(config, callbackUrl, {
+      pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce, idTokenExpected: true,
+    }, extra);
+    return toTokens(res);
+  }
+
+  async refresh(refreshToken: string): Promise<Tokens> {
+    const config = await this.configuration();
+    const extra: Record<string, string> = {};
+    if (this.project.resource !== null) extra.resource = this.project.resource;
+    return toTokens(await oidc.refreshTokenGrant(config, refreshToken, extra));
+  }
+
+  /** The IdP's end_session_endpoint URL, or null when it has none (or discovery fails). */
+  async endSessionUrl(idToken: string | null, postLogoutRedirect: string): Promise<URL | null> {
+    let config: oidc.Configuration;
+    try { config = await this.configuration(); } catch { return null; }
+    if (config.serverMetadata().end_session_endpoint === undefined) return null;
+    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirect, client_id: this.project.clientId };
+    if (idToken !== null) params.id_token_hint = idToken;
+    return oidc.buildEndSessionUrl(config, params);
+  }
+}
+
+function toTokens(res: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): Tokens {
+  const claims = res.claims();
+  return {
+    accessToken: res.access_token,
+    refreshToken: res.refresh_token ?? null,
+    idToken: res.id_token ?? null,
+    claims: claims === undefined ? null : { ...claims },
+  };
+}
+
+/** The IdP answered and said no (e.g. invalid_grant), or its answer failed validation. */
+export function isRejection(err: unknown): boolean {
+  if (err instanceof GatewayError) return err.status === 401;
+  return err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError
+    || (err instanceof Error && (err as { code?: unknown }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED');
+}
+
+/** Error text without response bodies (they may hold tokens or codes). */
+export function describe(err: unknown): string {
+  if (err instanceof oidc.ResponseBodyError) return `${err.error}${err.status ? ` (HTTP ${err.status})` : ''}`;
+  if (err instanceof oidc.AuthorizationResponseError) return `authorization error ${err.error}`;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${err.message.split('\n', 1)[0]}` : err.name;
+  }
+  return 'unknown error';
+}
