@@ -66,7 +66,7 @@ chart's ports say, publicUrl) and, with redis.enabled, the Redis session store.
 {{- $login = deepCopy $login }}
 {{- $redis := dict "url" (required "redis.url is required when redis.enabled" .Values.redis.url) "keyPrefix" .Values.redis.keyPrefix }}
 {{- if .Values.redis.existingSecret }}
-{{- $_ := set $redis "passwordFile" (printf "%s/redis/%s" (include "cdf-auth-gateway.secretsDir" .) .Values.redis.passwordKey) }}
+{{- $_ := set $redis "passwordFile" (printf "${SECRETS_DIR}/redis/%s" .Values.redis.passwordKey) }}
 {{- end }}
 {{- $_ := set $login "sessionStore" "redis" }}
 {{- $_ := set $login "redis" $redis }}
