@@ -1,6 +1,6 @@
 // examples/entra.yaml and examples/google.yaml pass `cdf-auth-gateway check` with their documented
 // environment, and name what they need without it.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,14 +12,19 @@ const check = (file: string, env: Record<string, string>) =>
   spawnSync(process.execPath, [CLI, 'check', '--config', join(ROOT, 'examples', file)], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env } });
 const COOKIE = 'c'.repeat(48);
 
-t.test('examples/entra.yaml', async (t) => {
-  const env = { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'login-secret', SERVICE_CLIENT_SECRET: 'svc-secret' };
-  const r = check('entra.yaml', env);
+// Passes with env; without it, fails naming every variable.
+function checkNeeds(t: Test, file: string, env: Record<string, string>) {
+  const r = check(file, env);
   t.equal(r.status, 0, r.stdout + r.stderr);
-  const bare = check('entra.yaml', {});
+  const bare = check(file, {});
   t.equal(bare.status, 1);
   for (const v of Object.keys(env)) t.match(bare.stderr, v, `needs ${v}`);
-  const cfg = parse(readFileSync(join(ROOT, 'examples/entra.yaml'), 'utf8'));
+  return parse(readFileSync(join(ROOT, 'examples', file), 'utf8'));
+}
+
+t.test('examples/entra.yaml', async (t) => {
+  const env = { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'login-secret', SERVICE_CLIENT_SECRET: 'svc-secret' };
+  const cfg = checkNeeds(t, 'entra.yaml', env);
   const issuers = cfg.issuers.map((i: { issuer: string }) => i.issuer);
   t.ok(issuers.some((i: string) => /^https:\/\/login\.microsoftonline\.com\/[^/]+\/v2\.0$/.test(i)), 'the v2 issuer');
   t.ok(issuers.some((i: string) => /^https:\/\/sts\.windows\.net\/[^/]+\/$/.test(i)), 'the v1 issuer CDF tokens carry (trailing slash)');
@@ -29,12 +34,7 @@ t.test('examples/entra.yaml', async (t) => {
 t.test('examples/google.yaml', async (t) => {
   const secrets = t.testdir({ 'cdf-client-secret': 'cdf-secret\n' });
   const env = { GATEWAY_COOKIE_SECRET: COOKIE, GOOGLE_CLIENT_SECRET: 'google-secret', SECRETS_DIR: secrets };
-  const r = check('google.yaml', env);
-  t.equal(r.status, 0, r.stdout + r.stderr);
-  const bare = check('google.yaml', {});
-  t.equal(bare.status, 1);
-  for (const v of Object.keys(env)) t.match(bare.stderr, v, `needs ${v}`);
-  const cfg = parse(readFileSync(join(ROOT, 'examples/google.yaml'), 'utf8'));
+  const cfg = checkNeeds(t, 'google.yaml', env);
   t.strictSame(cfg.issuers.map((i: { issuer: string }) => i.issuer), ['https://accounts.google.com']);
   t.notOk(JSON.stringify(cfg.routes).includes('groups'), 'Google ID tokens carry no groups: rules use subjects');
 });
