@@ -3,7 +3,7 @@
 // whenever the public origin is https or loopback (browsers treat loopback as a secure context).
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { fastifyCookie } from '@fastify/cookie';
+import { parseCookie, stringifySetCookie } from 'cookie';
 import { cookieNamesOf, splitCookie } from './chunks.js';
 
 export interface CookieNames {
@@ -38,12 +38,15 @@ export function cookieNames(publicUrl: string): CookieNames {
 export function parseCookies(header: string | string[] | undefined): Record<string, string> {
   if (header === undefined) return {};
   const text = Array.isArray(header) ? header.join('; ') : header;
-  return text === '' ? {} : fastifyCookie.parse(text);
+  if (text === '') return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parseCookie(text))) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 function line(names: CookieNames, name: string, value: string, maxAgeSec: number): string {
-  return fastifyCookie.serialize(name, value, {
-    path: '/', httpOnly: true, sameSite: 'lax', secure: names.secure, maxAge: Math.max(0, Math.floor(maxAgeSec)),
+  return stringifySetCookie({
+    name, value, path: '/', httpOnly: true, sameSite: 'lax', secure: names.secure, maxAge: Math.max(0, Math.floor(maxAgeSec)),
   });
 }
 
