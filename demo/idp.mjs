@@ -30,10 +30,11 @@ function quietProviderNotices() {
 }
 
 /**
- * Starts the IdP on 127.0.0.1:port. `redirectUri` is the gateway's /auth/callback; the secrets of
- * the `gateway` and `svc` clients come from the caller (the same values the gateway config reads).
+ * Starts the IdP on 127.0.0.1:port. `redirectUri` is the gateway's /auth/callback and
+ * `postLogoutRedirectUris` where /auth/logout may return to; the secrets of the `gateway` and
+ * `svc` clients come from the caller (the same values the gateway config reads).
  */
-export async function startIdp({ port, redirectUri, gatewaySecret, svcSecret }) {
+export async function startIdp({ port, redirectUri, postLogoutRedirectUris, gatewaySecret, svcSecret }) {
   quietProviderNotices();
   const { default: Provider, errors } = await import('oidc-provider');
   const issuer = `http://localhost:${port}`;
@@ -45,6 +46,7 @@ export async function startIdp({ port, redirectUri, gatewaySecret, svcSecret }) 
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     clients: [
       { client_id: 'gateway', client_secret: gatewaySecret, redirect_uris: [redirectUri],
+        post_logout_redirect_uris: postLogoutRedirectUris,
         grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic' },
       { client_id: 'svc', client_secret: svcSecret, grant_types: ['client_credentials'],

@@ -63,6 +63,7 @@ function banner(env, config, loginWorks) {
     .map(([name, u]) => `    ${name.padEnd(6)} groups: ${u.groups.length ? u.groups.join(', ') : '(none)'}`).join('\n');
   const browser = loginWorks
     ? `  Log in through the gateway (any user below, any password), then see CDF's answer:\n    ${gw}/api/v1/projects/demo/assets\n`
+      + `  Who you are: ${gw}/auth/userinfo    Log out: ${gw}/auth/logout?redirect=/status\n`
     : '  (This build of the gateway has no browser login yet: use the curl lines below.)\n';
   const token = `TOKEN=$(curl -s -u ${CLI_CLIENT.id}:${CLI_CLIENT.secret} -d grant_type=client_credentials `
     + `-d resource=${RESOURCE} -d scope=user_impersonation ${idp}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`;
@@ -135,6 +136,7 @@ async function main() {
   try {
     const idp = await startIdp({
       port: Number(env.DEMO_IDP_PORT), redirectUri: `${config.server.publicUrl}/auth/callback`,
+      postLogoutRedirectUris: [`${config.server.publicUrl}/`, `${config.server.publicUrl}/status`],
       gatewaySecret: env.DEMO_LOGIN_CLIENT_SECRET, svcSecret: env.DEMO_SVC_SECRET,
     });
     closers.push(idp.close);

@@ -1,13 +1,16 @@
 // `npm run demo` as a user runs it: start demo/run.mjs (built gateway from dist/), wait for its
 // readiness line, obtain a token with the curl credentials it prints, drive requests through the
 // gateway with @cognite/sdk, check on the stand-in's /_demo/requests page which credential and
-// identity headers arrived upstream, then Ctrl-C (SIGINT) and expect exit 0 with every port free.
+// identity headers arrived upstream, log in as a browser would, then Ctrl-C (SIGINT) and expect
+// exit 0 with every port free.
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as sdkModule from '@cognite/sdk';
+import { FakeBrowser } from '../fixtures/login.js';
+import type { Idp } from '../fixtures/idp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READY = /cdf-auth-gateway demo is ready: (\S+)/;
@@ -50,7 +53,7 @@ function portIsFree(port: number): Promise<boolean> {
 
 const sha12 = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 12);
 
-t.test('npm run demo: start, one authenticated SDK request with the credential swap, Ctrl-C', async (t) => {
+t.test('npm run demo: start, SDK requests with the credential swap, browser login, Ctrl-C', async (t) => {
   const [idpPort, cdfPort, gwPort, adminPort] = await freePorts(4) as [number, number, number, number];
   const child = spawn(process.execPath, ['demo/run.mjs'], {
     cwd: ROOT,
@@ -126,6 +129,27 @@ t.test('npm run demo: start, one authenticated SDK request with the credential s
   t.equal(svc!.credential.token?.sub, 'svc', 'service route: the gateway\'s own client-credentials token');
   t.notMatch(svc!.credential.authorization, sha12(token), 'the caller\'s token did not pass on the service route');
   t.equal(svc!.identity['x-auth-request-user'], clientId);
+
+  // Browser login through the demo IdP (devInteractions form) and back to the CDF route.
+  t.match(out, `${gatewayUrl}/api/v1/projects/demo/assets`, 'the demo prints the browser URL');
+  const browse = (user: string) => new FakeBrowser(undefined as unknown as Idp) // navigate() needs no fixture IdP
+    .navigate(`${gatewayUrl}/api/v1/projects/demo/assets`, user);
+  const bob = await browse('bob');
+  t.equal(bob.res.status, 200, 'bob logs in and gets the assets');
+  t.equal(bob.url.href, `${gatewayUrl}/api/v1/projects/demo/assets`, 'back where he started');
+  t.ok(bob.trail.some((u) => u.origin === `http://localhost:${idpPort}`), 'by way of the demo IdP');
+  t.equal(((await bob.res.json()) as { items: unknown[] }).items.length, 4);
+  const carol = await browse('carol');
+  t.equal(carol.res.status, 403, 'carol (no groups) is refused after logging in');
+  await carol.res.arrayBuffer();
+  const afterLogin = await fetch(`http://127.0.0.1:${cdfPort}/_demo/requests`).then((r) => r.json()) as { items: Recorded[] };
+  const fromBrowser = afterLogin.items.slice(3);
+  t.equal(fromBrowser.length, 1, 'only bob\'s request reached the stand-in');
+  t.equal(fromBrowser[0]?.method, 'GET');
+  t.equal(fromBrowser[0]?.credential.token?.sub, 'bob', 'the session\'s access token went on as a bearer token');
+  t.equal(fromBrowser[0]?.credential.token?.client_id, 'gateway');
+  t.equal(fromBrowser[0]?.credential.cookies, undefined, 'no gateway or IdP cookie reached the stand-in');
+  t.same(fromBrowser[0]?.identity, { 'x-auth-request-user': 'bob', 'x-auth-request-email': 'bob@example.com', 'x-auth-request-groups': 'readers,writers' });
 
   t.notOk(out.includes(token) || err.includes(token), 'the demo never prints the whole token');
 
