@@ -178,7 +178,14 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     // A new session id at every login; any earlier session in this browser is revoked.
     const previous = await sessions.read(cookies).catch(() => null);
     if (previous !== null) await sessions.store.revoke(previous);
-    const { setCookies } = await sessions.establish(flow.p, tokens, principal, cookies);
+    let setCookies: string[];
+    try {
+      ({ setCookies } = await sessions.establish(flow.p, tokens, principal, cookies));
+    } catch (err) {
+      // splitCookie's RangeError: tokens too large for cookies (many groups); redis keeps only an id.
+      if (err instanceof RangeError) return fail('session too large for cookies: use login.sessionStore: redis');
+      throw err;
+    }
     request.outcome.decision = 'login_ok';
     request.outcome.sub = principal.sub;
     logger.info({ project: flow.p, sub: principal.sub }, 'login');
