@@ -3,7 +3,7 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
-import { ROOT } from './render.js';
+import { ROOT } from '../fixtures/deploy.js';
 
 type Instr = { op: string; args: string };
 type Stage = { from: string; name: string | null; instrs: Instr[] };

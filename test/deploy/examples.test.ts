@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { ROOT } from './render.js';
+import { ROOT } from '../fixtures/deploy.js';
 
 const CLI = join(ROOT, 'dist/main.js');
 const check = (file: string, env: Record<string, string>) =>

@@ -9,15 +9,21 @@ import { parse } from 'yaml';
 import AjvModule from 'ajv';
 import {
   CHART, checkInPod, exec, helmBinary, isGateway, minihelm, parseObjects, pods, securityProblems, validate, type Obj,
-} from './render.js';
+} from '../fixtures/deploy.js';
 
 const CI_VALUES = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml')).sort();
 const ciPath = (f: string) => join(CHART, 'ci', f);
 
+// Rendered once per argument list: the tests read the objects, never change them.
+const rendered = new Map<string, Obj[]>();
 function render(args: string[] = []): Obj[] {
-  const r = minihelm(args);
-  if (r.status !== 0) throw new Error(`minihelm ${args.join(' ')} failed: ${r.stderr}`);
-  return parseObjects(r.stdout);
+  const key = JSON.stringify(args);
+  if (!rendered.has(key)) {
+    const r = minihelm(args);
+    if (r.status !== 0) throw new Error(`minihelm ${args.join(' ')} failed: ${r.stderr}`);
+    rendered.set(key, parseObjects(r.stdout));
+  }
+  return rendered.get(key)!;
 }
 const find = (objs: Obj[], kind: string) => objs.find((o) => o.kind === kind) as (Obj & { spec: any; data: Record<string, string> }) | undefined;
 const configOf = (objs: Obj[]) => parse(find(objs, 'ConfigMap')!.data['gateway.yaml']!) as Record<string, any>;

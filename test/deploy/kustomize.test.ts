@@ -3,7 +3,7 @@
 // files and variables its pod provides.
 import t from 'tap';
 import { parse } from 'yaml';
-import { checkInPod, isGateway, kustomize, pods, securityProblems, validate, type Obj, type PodSpec } from './render.js';
+import { checkInPod, isGateway, kustomize, pods, securityProblems, validate, type Obj, type PodSpec } from '../fixtures/deploy.js';
 
 const DIRS = ['deploy/overlays/edge', 'deploy/examples/sidecar', 'deploy/examples/key-holder'] as const;
 
