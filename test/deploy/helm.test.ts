@@ -151,6 +151,8 @@ t.test('rendering fails early on values the templates cannot use', async (t) => 
   r = minihelm(login);
   t.not(r.status, 0);
   t.match(r.stderr, /publicUrl is required/);
+  r = minihelm([...login, '--set', 'config.server.publicUrl=https://gw.example.com']);
+  t.equal(r.status, 0, `config.server.publicUrl will do as well: ${r.stderr}`);
 });
 
 t.test('kubernetes-models catches what a template could get wrong', async (t) => {

@@ -72,6 +72,6 @@ chart's ports say, publicUrl) and, with redis.enabled, the Redis session store.
 {{- $_ := set $login "redis" $redis }}
 {{- $_ := set $cfg "login" $login }}
 {{- end }}
-{{- if and (get $cfg "login") (not .Values.publicUrl) }}{{ fail "publicUrl is required when config.login is set (the IdP redirects browsers back to it)" }}{{ end }}
+{{- if and (get $cfg "login") (not (get $server "publicUrl")) }}{{ fail "publicUrl is required when config.login is set (the IdP redirects browsers back to it)" }}{{ end }}
 {{- toYaml $cfg }}
 {{- end }}
