@@ -51,6 +51,9 @@ export function deferredStore(creating: Promise<SessionStore>, kind: SessionStor
   };
 }
 
+/** A refresh's outcome: new tokens, refused by the IdP (the session ends), or the IdP unreachable. */
+type Refreshed = { session: Session; cookie: string } | 'ended' | 'unavailable';
+
 export class SessionManager {
   readonly names: CookieNames;
   readonly store: SessionStore;
@@ -58,9 +61,9 @@ export class SessionManager {
   private readonly idleMs: number;
   /** Rewrite the cookie (idle timeout) at most this often per session. */
   private readonly touchMs: number;
-  private readonly inflight = new Map<string, Promise<{ session: Session; cookie: string } | null>>();
+  private readonly inflight = new Map<string, Promise<Refreshed>>();
   /**
-   * Refresh results by session id + old token expiry, briefly: requests that were already on
+   * Refresh results by session id + the old token, briefly: requests that were already on
    * their way with the old cookie reuse the new tokens instead of refreshing again.
    */
   private readonly recent = new LRUCache<string, { session: Session; cookie: string }>({ max: 10_000, ttl: 60_000 });
@@ -97,12 +100,10 @@ export class SessionManager {
 
     let cookie: string | null = null;
     if (session.accessTokenExp * 1000 - now <= this.deps.login.refreshBeforeSec * 1000) {
-      const refreshed = session.refreshToken === null ? null : await this.refresh(session);
-      if (refreshed !== null) {
-        ({ session, cookie } = refreshed);
-      } else if (session.accessTokenExp * 1000 <= now) {
-        return { session: null, setCookies: await this.end(session, cookies) };
-      }
+      const refreshed = session.refreshToken === null ? 'unavailable' : await this.refresh(session);
+      if (refreshed === 'ended') return { session: null, setCookies: await this.end(session, cookies) };
+      if (refreshed !== 'unavailable') ({ session, cookie } = refreshed);
+      else if (session.accessTokenExp * 1000 <= now) return { session: null, setCookies: await this.end(session, cookies) };
     }
     let principal: Principal;
     try {
@@ -157,15 +158,16 @@ export class SessionManager {
     return writeCookie(this.names, this.names.session, cookie, maxAge, cookies);
   }
 
-  /** One refresh per session; null when it failed (the session then ends). */
-  private refresh(session: Session): Promise<{ session: Session; cookie: string } | null> {
-    const key = `${session.id}:${session.accessTokenExp}`;
+  /** One refresh per session at a time. */
+  private refresh(session: Session): Promise<Refreshed> {
+    // Keyed by the token being replaced (its signature's tail), not its exp: two tokens can share an exp second.
+    const key = `${session.id}:${session.accessToken.slice(-24)}`;
     const done = this.recent.get(key);
     if (done !== undefined) return Promise.resolve(done);
     let p = this.inflight.get(key);
     if (p === undefined) {
       p = this.doRefresh(session).then((r) => {
-        if (r !== null) this.recent.set(key, r);
+        if (typeof r !== 'string') this.recent.set(key, r);
         return r;
       }).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
@@ -173,9 +175,9 @@ export class SessionManager {
     return p;
   }
 
-  private async doRefresh(session: Session): Promise<{ session: Session; cookie: string } | null> {
+  private async doRefresh(session: Session): Promise<Refreshed> {
     const client = this.deps.clients.get(session.project);
-    if (client === undefined || session.refreshToken === null) return null;
+    if (client === undefined || session.refreshToken === null) return 'ended';
     let tokens: Tokens;
     let principal: Principal;
     try {
@@ -186,16 +188,14 @@ export class SessionManager {
       if (!isRejection(err)) {
         // The IdP is unreachable: the session lives on while its access token does.
         this.deps.logger.warn({ project: session.project, reason: describe(err) }, 'session refresh failed; will retry');
-        return null;
+        return 'unavailable';
       }
       this.deps.logger.info({ project: session.project, sub: session.sub, reason: describe(err) }, 'session refresh refused; session ended');
-      await this.store.revoke(session);
-      return null;
+      return 'ended';
     }
     if (principal.sub !== session.sub) {
       this.deps.logger.warn({ project: session.project, sub: session.sub }, 'refreshed token names another subject; session ended');
-      await this.store.revoke(session);
-      return null;
+      return 'ended';
     }
     const now = this.deps.clock();
     const next: Session = {

@@ -133,7 +133,9 @@ function toTokens(res: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHe
 /** The IdP answered and said no (e.g. invalid_grant), or its answer failed validation. */
 export function isRejection(err: unknown): boolean {
   if (err instanceof GatewayError) return err.status === 401;
-  return err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError
+  // 4xx from the token endpoint (invalid_grant, …) is a refusal; 5xx is an outage.
+  if (err instanceof oidc.ResponseBodyError) return err.status >= 400 && err.status < 500;
+  return err instanceof oidc.AuthorizationResponseError
     || (err instanceof Error && (err as { code?: unknown }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED');
 }
 
