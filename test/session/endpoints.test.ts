@@ -223,3 +223,31 @@ t.test('redis store: opaque cookie, shared state, revocation, outage → 503', a
   t.same(await down.json(), { error: { code: 503, message: 'Service unavailable: session store cannot be reached' } });
   t.ok(gw.logs.some((l) => l.includes('redis')), 'the outage is logged');
 });
+
+t.test('idle and absolute timeouts end a session', async (t) => {
+  let skewMs = 0;
+  const { base, browser } = await startLoginStack(t, {
+    login: { idleTimeoutSec: 120, sessionTtlSec: 300 },
+    gateway: { clock: () => Date.now() + skewMs },
+  });
+  const get = (b: ReturnType<typeof browser>) => b.fetch(`${base}/app/x`, { headers: JSON_ACCEPT });
+
+  const idle = browser();
+  await idle.login(base, 'alice');
+  skewMs = 119_000;
+  t.equal((await get(idle)).status, 200, 'used within the idle timeout');
+  skewMs = 119_000 + 121_000;
+  const gone = await get(idle);
+  t.equal(gone.status, 401, 'unused for longer than idleTimeoutSec');
+  t.ok(gone.headers.getSetCookie().some((c) => /^__Host-cdf-gw-session=;.*Max-Age=0/.test(c)), 'and its cookie is cleared');
+
+  skewMs = 0;
+  const busy = browser();
+  await busy.login(base, 'bob');
+  for (const step of [100_000, 200_000, 290_000]) {
+    skewMs = step;
+    t.equal((await get(busy)).status, 200, `active at +${step / 1000} s`);
+  }
+  skewMs = 301_000;
+  t.equal((await get(busy)).status, 401, 'past sessionTtlSec however active');
+});
