@@ -251,3 +251,16 @@ t.test('idle and absolute timeouts end a session', async (t) => {
   skewMs = 301_000;
   t.equal((await get(busy)).status, 401, 'past sessionTtlSec however active');
 });
+
+t.test('every login gets a new session id and revokes the previous one (no fixation)', async (t) => {
+  const { base, browser } = await startLoginStack(t);
+  const b = browser();
+  await b.login(base, 'alice');
+  const first = openSession(b.gatewayCookies());
+  const firstCookie = cookieHeader(b.gatewayCookies());
+  await b.login(base, 'alice');
+  const second = openSession(b.gatewayCookies());
+  t.not(second.id, first.id, 'a new id');
+  t.equal((await fetch(`${base}/app/x`, { headers: { cookie: firstCookie, ...JSON_ACCEPT } })).status, 401, 'the earlier session is revoked');
+  t.equal((await b.fetch(`${base}/app/x`, { headers: JSON_ACCEPT })).status, 200);
+});
