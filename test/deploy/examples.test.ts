@@ -38,3 +38,32 @@ t.test('examples/google.yaml', async (t) => {
   t.strictSame(cfg.issuers.map((i: { issuer: string }) => i.issuer), ['https://accounts.google.com']);
   t.notOk(JSON.stringify(cfg.routes).includes('groups'), 'Google ID tokens carry no groups: rules use subjects');
 });
+
+// Every file under examples/ passes `check` with its documented environment: a new example
+// without an entry here fails, so none can rot unchecked.
+t.test('every example config passes cdf-auth-gateway check', async (t) => {
+  const { readdirSync, mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const secrets = mkdtempSync(join(tmpdir(), 'examples-'));
+  writeFileSync(join(secrets, 'legacy-api-key'), 'legacy-key\n');
+  writeFileSync(join(secrets, 'cookie-secrets'), `${COOKIE}\n`);
+  writeFileSync(join(secrets, 'cdf-client-secret'), 'cdf-secret\n');
+  const envs: Record<string, Record<string, string>> = {
+    'gateway.yaml': { SERVICE_CLIENT_SECRET: 's', PARTNER_API_KEY: 'p', LOGIN_CLIENT_SECRET: 'l', SECRETS_DIR: secrets },
+    'demo.yaml': {
+      DEMO_IDP_PORT: '4000', DEMO_CDF_PORT: '5000', DEMO_GATEWAY_PORT: '8080', DEMO_ADMIN_PORT: '9090',
+      DEMO_COOKIE_SECRET: COOKIE, DEMO_LOGIN_CLIENT_SECRET: 'l', DEMO_SVC_SECRET: 's',
+    },
+    'entra.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l', SERVICE_CLIENT_SECRET: 's' },
+    'google.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, GOOGLE_CLIENT_SECRET: 'g', SECRETS_DIR: secrets },
+  };
+  const files = readdirSync(join(ROOT, 'examples')).filter((f) => /\.ya?ml$/.test(f)).sort();
+  t.ok(files.length >= 4);
+  for (const f of files) {
+    const env = envs[f];
+    t.ok(env, `${f} has an environment in this test`);
+    if (env === undefined) continue;
+    const r = check(f, env);
+    t.equal(r.status, 0, `${f}: ${r.stdout}${r.stderr}`);
+  }
+});
