@@ -21,7 +21,7 @@ import { createCredentialSource, type CredentialSource } from './upstream/creden
 import { createProxy, type ProxyState } from './upstream/proxy.js';
 import { Sealer } from './session/seal.js';
 import { cookieNames } from './session/cookies.js';
-import { createCookieStore, createRedisStore, sessionExpiry } from './session/store.js';
+import { createCookieStore, createRedisStore } from './session/store.js';
 import { LoginClient } from './session/oidc.js';
 import { SessionManager, deferredStore } from './session/manager.js';
 import { sameOriginAllowed } from './session/origin.js';
@@ -96,33 +96,28 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     }
     sessions = new SessionManager({ login, names: cookieNames(server.publicUrl), store, clients, verifier, clock, logger });
   }
-  const loginProjectOf = (issuer: string): string | null =>
-    login === null ? null : Object.values(login.projects).find((p) => p.issuer === issuer)?.name ?? null;
-
   /**
-   * The caller: a bearer token if one is presented (it always wins), else the session cookie,
-   * accepted only on routes of that session's login project (route null: any project).
+   * The session cookie's identity, accepted only on routes of that session's login project
+   * (route null: any project). Cookies to clear (a dead session) are set on the reply here.
    */
-  async function identify(request: FastifyRequest, route: CompiledRoute | null): Promise<Identity | null> {
-    const raw = request.raw;
-    const token = bearerToken(raw.headers, raw.rawHeaders);
-    if (token !== null) {
-      const principal = await verifier.verify(token);
-      return { principal, via: 'bearer', project: loginProjectOf(principal.issuer), expiresAt: principal.expiresAt, setCookies: null };
-    }
-    if (sessions === null || (route !== null && route.login === null) || raw.headers.cookie === undefined) return null;
-    const r = await sessions.authenticate(sessions.cookies(raw.headers.cookie), route?.login ?? null);
+  async function sessionIdentity(request: FastifyRequest, reply: FastifyReply, route: CompiledRoute | null): Promise<Identity | null> {
+    const cookie = request.raw.headers.cookie;
+    if (sessions === null || (route !== null && route.login === null) || cookie === undefined) return null;
+    const r = await sessions.authenticate(sessions.cookies(cookie), route?.login ?? null);
     if (r.session === null) {
-      if (r.setCookies !== null) pendingClear.set(request, r.setCookies);
+      if (r.setCookies !== null) void reply.header('set-cookie', r.setCookies);
       return null;
     }
-    return {
-      principal: r.principal, via: 'session', project: r.session.project,
-      expiresAt: sessionExpiry(r.session, login!.idleTimeoutSec * 1000), setCookies: r.setCookies,
-    };
+    return { principal: r.principal, session: r.session, setCookies: r.setCookies };
   }
-  /** Stale session cookies found while identifying a request, cleared on whatever answer follows. */
-  const pendingClear = new WeakMap<FastifyRequest, string[]>();
+
+  /** The caller: a bearer token if one is presented (it always wins), else the session cookie. */
+  async function identify(request: FastifyRequest, reply: FastifyReply, route: CompiledRoute | null): Promise<Identity | null> {
+    const raw = request.raw;
+    const token = bearerToken(raw.headers, raw.rawHeaders);
+    if (token !== null) return { principal: await verifier.verify(token), session: null, setCookies: null };
+    return sessionIdentity(request, reply, route);
+  }
 
   const app = Fastify({
     logger: false, // one access line per request is written below; Fastify's per-request child loggers are not needed
@@ -205,10 +200,12 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     let principal = null;
     let setCookies: string[] | null = null;
     if (!route.isPublic) {
-      const id = await identify(request, route);
-      if (id === null) {
-        const clear = pendingClear.get(request);
-        if (clear !== undefined) void reply.header('set-cookie', clear);
+      // Bearer first (the hot path: nothing session-related happens for it).
+      const token = bearerToken(raw.headers, raw.rawHeaders);
+      const id = token !== null ? null : await sessionIdentity(request, reply, route);
+      if (token !== null) {
+        principal = await verifier.verify(token);
+      } else if (id === null) {
         // A browser on a login route goes to log in and comes back here; API clients get 401.
         if (route.login !== null && isBrowser(raw.headers) && (raw.method === 'GET' || raw.method === 'HEAD')) {
           outcome.decision = 'login_redirect';
@@ -216,10 +213,8 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
           return reply.code(302).header('location', `/auth/login?${back.toString()}`).header('cache-control', 'no-store').send();
         }
         throw new MissingTokenError();
-      }
-      principal = id.principal;
-      outcome.sub = principal.sub;
-      if (id.via === 'session') {
+      } else {
+        principal = id.principal;
         setCookies = id.setCookies;
         if (setCookies !== null) void reply.header('set-cookie', setCookies);
         // Cookies ride along on cross-site requests (SameSite=Lax still allows some): state
@@ -228,6 +223,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
           throw new GatewayError(403, 'Forbidden: cross-site request');
         }
       }
+      outcome.sub = principal.sub;
       if (!isAllowed(route, raw.method!, principal)) throw new InsufficientScopeError();
     }
     // Public routes get no credential at all: a key holder never lends its key to anonymous callers.

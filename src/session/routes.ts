@@ -19,16 +19,14 @@ import { describe, IdpUnavailableError, type FlowSecrets, type LoginClient } fro
 import { safeRedirect } from './redirect.js';
 import { sameOriginAllowed } from './origin.js';
 import type { Sealer } from './seal.js';
-import { sessionExpiry } from './store.js';
+import { sessionExpiry, type Session } from './store.js';
 
-/** Who a request is, by bearer token or session cookie; decided in server.ts for every path. */
+/** Who a request is, by bearer token or session cookie; decided in server.ts. */
 export interface Identity {
   readonly principal: Principal;
-  /** Set when the identity came from the session cookie. */
-  readonly via: 'bearer' | 'session';
-  readonly project: string | null;
-  /** Epoch ms: the session's expiry, or the token's `exp`. */
-  readonly expiresAt: number;
+  /** The session, when the identity came from the session cookie. */
+  readonly session: Session | null;
+  /** Set-Cookie lines the answer must carry (a refreshed or touched session), or null. */
   readonly setCookies: string[] | null;
 }
 
@@ -42,8 +40,11 @@ export interface AuthRoutesDeps {
   readonly isTrustedProxy: (address: string) => boolean;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Bearer token first, then (on routes of a login project) the session. null: no credentials. */
-  identify(request: FastifyRequest, route: CompiledRoute | null): Promise<Identity | null>;
+  /**
+   * Bearer token first, then (on routes of a login project; route null: any) the session.
+   * null: no credentials (cookies of a dead session are cleared on `reply`).
+   */
+  identify(request: FastifyRequest, reply: FastifyReply, route: CompiledRoute | null): Promise<Identity | null>;
 }
 
 /** What the sealed flow cookie holds (short keys: it rides on every request until the callback). */
@@ -267,7 +268,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
           return reply.code(200).header('cache-control', 'no-store').send();
         }
       }
-      const id = await deps.identify(request, route);
+      const id = await deps.identify(request, reply, route);
       if (id === null) throw new MissingTokenError();
       if (id.setCookies !== null) void reply.header('set-cookie', id.setCookies);
       request.outcome.sub = id.principal.sub;
@@ -299,7 +300,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     query(request, '/login/token');
     let id: Identity | null;
     try {
-      id = await deps.identify(request, null);
+      id = await deps.identify(request, reply, null);
     } catch (err) {
       // An invalid token is an answer here ("not logged in"), not an error; outages still are.
       if (err instanceof GatewayError && err.status === 401) id = null;
@@ -307,7 +308,11 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     }
     request.outcome.decision = id === null ? 'unauthenticated' : 'allow';
     if (id === null) return sendData(reply, { loggedIn: false, user: null, project: null, expiresAt: null });
-    request.outcome.sub = id.principal.sub;
-    return sendData(reply, { loggedIn: true, user: id.principal.sub, project: id.project, expiresAt: id.expiresAt }, id.setCookies);
+    const p = id.principal;
+    request.outcome.sub = p.sub;
+    // A session's project and expiry; a bearer token's exp and the login project its issuer signs for.
+    const project = id.session?.project ?? (login === null ? null : Object.values(login.projects).find((lp) => lp.issuer === p.issuer)?.name ?? null);
+    const expiresAt = id.session === null ? p.expiresAt : sessionExpiry(id.session, login!.idleTimeoutSec * 1000);
+    return sendData(reply, { loggedIn: true, user: p.sub, project, expiresAt }, id.setCookies);
   });
 }
