@@ -104,6 +104,7 @@ t.test('logs: one access line per request and no secret in any line', async (t) 
   t.notMatch(gw.logs.join('\n'), /supersecretcode123|xyzxyzxyz/, 'query strings never logged');
   t.same(leaks(gw.logs), [], 'no line holds the token, cookie or key (the fixture checks every gateway this way at teardown)');
   t.ok(leaks([`{"msg":"x","h":"Bearer ${token}"}`, `{"k":"${apiKey}"}`]).length === 2, 'the scanner does find them');
+  t.equal(leaks(['{"c":"v1.sQUV3A.iMYHp4Qq1kfkuPVR.k4TFM3MOb5zlT82i8yH2_n39V3qONxVeE_Z0AgtsKA.gA82W4u891XT9FudxGsMjA"}']).length, 1, 'and sealed cookie values');
 });
 
 t.test('matrix parameters cannot move a request to a more permissive route', async (t) => {
