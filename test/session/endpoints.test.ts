@@ -22,7 +22,7 @@ t.test('userinfo, /login/token and /login/url', async (t) => {
   await b.login(base, 'bob');
 
   const info = await b.fetch(`${base}/auth/userinfo`, { headers: JSON_ACCEPT });
-  t.equal(info.status, 200);
+  t.equal(info.status, 200, `userinfo answered ${info.status === 200 ? 200 : `${info.status} ${await info.clone().text()}`}`);
   const body = await info.json() as { data: Record<string, unknown> };
   t.match(body.data, { sub: 'bob', email: 'bob@example.com', groups: ['readers', 'writers'], project: 'demo' });
   t.type(body.data.expiresAt, 'number');
@@ -191,8 +191,8 @@ t.test('redis store: opaque cookie, shared state, revocation, outage → 503', a
     login: { sessionStore: 'redis', redis: { url: redis.url, keyPrefix: 'test:' } },
   });
   const b = browser();
-  const { res } = await b.login(base, 'alice', '/app/r');
-  t.equal(res.status, 200);
+  const { res, trail } = await b.login(base, 'alice', '/app/r');
+  t.equal(res.status, 200, `login answered ${res.status === 200 ? 200 : `${res.status} ${await res.clone().text()} via ${trail.map((u) => u.pathname).join(' ')}`}`);
   const jar = b.gatewayCookies();
   const value = jar['__Host-cdf-gw-session']!;
   t.ok(value.length < 300, `the cookie holds only a sealed id (${value.length} chars)`);
