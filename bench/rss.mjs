@@ -26,6 +26,7 @@ const { values: argv } = parseArgs({
     after: { type: 'string' },
     'max-seconds': { type: 'string' },
     'cache-size': { type: 'string' },
+    'heap-mb': { type: 'string' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -38,6 +39,8 @@ if (argv.help) {
   --after S         seconds to keep sampling after the last response (default 5)
   --max-seconds S   stop sending after this long and fail (default 300)
   --cache-size N    set tokens.cacheSize (default: left out, so the gateway default applies)
+  --heap-mb N       run the gateway with --max-old-space-size=N, as the Docker image and the Helm
+                    chart do (RSS_HEAP_MB, default 128); 0: V8's default, sized from the host's memory
   --out DIR         results directory (default bench/results)`);
   process.exit(0);
 }
@@ -53,6 +56,7 @@ const LIMIT_MB = num(argv['limit-mb'], 'RSS_LIMIT_MB', 200, 1);
 const AFTER_SEC = num(argv.after, 'RSS_AFTER', 5, 0);
 const MAX_SEC = num(argv['max-seconds'], 'RSS_MAX_SECONDS', 300, 1);
 const CACHE_SIZE = argv['cache-size'] === undefined ? undefined : Math.floor(num(argv['cache-size'], '', 0, 0));
+const HEAP_MB = Math.floor(num(argv['heap-mb'], 'RSS_HEAP_MB', 128, 0));
 const OUT_DIR = path.resolve(argv.out ?? path.join(HERE, 'results'));
 
 const MB = 1e6;
@@ -80,7 +84,9 @@ async function main() {
   const gw = await startGateway({
     name: 'gw-rss', dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri,
     upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheSize: CACHE_SIZE,
+    nodeArgs: HEAP_MB > 0 ? [`--max-old-space-size=${HEAP_MB}`] : [],
   });
+  console.log(`gateway heap: ${HEAP_MB > 0 ? `--max-old-space-size=${HEAP_MB}` : "V8's default (from the host's memory)"}`);
   const pid = gw.pid;
 
   // Sampler: every 100 ms, bounded by the run (cleared below).
@@ -172,7 +178,7 @@ async function main() {
   const file = path.join(OUT_DIR, `rss-${new Date(t0).toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(file, JSON.stringify({
     startedAt: new Date(t0).toISOString(), node: process.version, cpus: os.cpus().length,
-    count: COUNT, concurrency: CONCURRENCY, cacheSize: CACHE_SIZE ?? 'default', limitMB: LIMIT_MB,
+    count: COUNT, concurrency: CONCURRENCY, cacheSize: CACHE_SIZE ?? 'default', heapMB: HEAP_MB || 'default', limitMB: LIMIT_MB,
     sent: done, sendSeconds: sendSec, statuses, errors, firstError,
     rssBytes: { start: startRss, endOfSending: rssAtEnd, afterIdle: mem?.rss ?? null, sampledPeak: peakRss, vmHWM: hwm, peak },
     pass, reasons,

@@ -137,6 +137,8 @@ async function main() {
       gateways[spec.name] = await startGateway({
         name: spec.name, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl,
         cacheSize: spec.cacheSize, logLevel: spec.logLevel, accessLog: spec.accessLog, discardStdout: spec.discardStdout,
+        // As shipped (Dockerfile, Helm chart, deploy/): the V8 heap capped at 128 MB.
+        nodeArgs: ['--max-old-space-size=128'],
       });
     } catch (err) {
       gwErrors[spec.name] = err.message;

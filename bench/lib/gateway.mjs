@@ -38,7 +38,7 @@ export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUr
  * Write the config into `dir`, start the gateway and wait for admin /readyz → 200.
  * stdout goes to `<dir>/<name>.out` (or /dev/null with `discardStdout`), stderr to `<dir>/<name>.err`.
  */
-export async function startGateway({ name, dir, discardStdout = false, readyTimeoutMs = 30000, ...cfg }) {
+export async function startGateway({ name, dir, discardStdout = false, readyTimeoutMs = 30000, nodeArgs = [], ...cfg }) {
   const port = await freePort();
   const adminPort = await freePort();
   const configPath = path.join(dir, `${name}.yaml`);
@@ -47,7 +47,7 @@ export async function startGateway({ name, dir, discardStdout = false, readyTime
   const errPath = path.join(dir, `${name}.err`);
   const out = fs.openSync(outPath, 'w');
   const err = fs.openSync(errPath, 'w');
-  const child = startProcess(process.execPath, [GATEWAY_MAIN, '--config', configPath], {
+  const child = startProcess(process.execPath, [...nodeArgs, GATEWAY_MAIN, '--config', configPath], {
     cwd: REPO,
     stdio: ['ignore', out, err],
     env: { ...process.env, NODE_ENV: 'production' },

@@ -11,7 +11,6 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import { createClient } from 'redis';
 import type { Clock } from '../clock.js';
 import { GatewayError } from '../errors.js';
 import type { Sealer } from './seal.js';
@@ -179,6 +178,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Session
   const clock = opts.clock ?? Date.now;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
   const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
+  // Loaded only when configured: node-redis costs ~20 MB of RSS in every process that imports it.
+  const { createClient } = await import('redis');
   const client = createClient({
     url: opts.url,
     ...(opts.password === null ? {} : { password: opts.password }),

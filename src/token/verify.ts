@@ -2,8 +2,8 @@
 //
 // Signatures are checked with node:crypto.verify against KeyObjects cached per issuer (see
 // keys.ts) rather than with jose's jwtVerify, which goes through WebCrypto and costs ~3× more
-// per RS256 token. Claims are checked by claims.ts's transcription of jose's claim-set
-// validation (held equal to jose's own by a differential test), on the payload decoded once.
+// per RS256 token; the RSA work runs on the libuv thread pool (crypto.verify with a callback),
+// so a second core can share it. Claims are checked by jose's claim-set validation (claims.ts).
 // Verified tokens are kept in an LRU until their `exp` or until the key that verified them goes
 // away.
 import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
@@ -103,8 +103,8 @@ interface CacheEntry {
   readonly keys: IssuerKeys;
 }
 
-/** base64url → a JSON object (not an array), or null. Exported for the claims differential test. */
-export function decodeJsonObject(part: string): Record<string, unknown> | null {
+/** base64url → a JSON object (not an array), or null. */
+function decodeJsonObject(part: string): Record<string, unknown> | null {
   let value: unknown;
   try {
     value = JSON.parse(utf8.decode(Buffer.from(part, 'base64url')));
@@ -242,8 +242,8 @@ export class TokenVerifier {
     }
     if (key === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
 
-    // 4. Claims (jose's claim-set rules, see claims.ts), on the payload decoded above.
-    const claims = validateClaims(payload, {
+    // 4. Claims, by jose (claims.ts).
+    const claims = validateClaims(payloadPart, {
       issuer: issuer.config.issuer, audiences: issuer.audiences, clockToleranceSec: this.tokens.clockToleranceSec, now: this.clock(),
     });
     const principal = principalFromClaims(claims, token);

@@ -103,3 +103,9 @@ t.test('the parser sees a bad Dockerfile as bad', async (t) => {
   t.equal(bad.stages[1]!.instrs.find((i) => i.op === 'USER')!.args, 'root');
   t.notMatch(bad.stages[1]!.from, /^node:24/);
 });
+
+t.test('the image caps the V8 heap (RSS stays bounded; bench/rss.mjs measures with the same cap)', async (t) => {
+  const finalStage = text.slice(text.lastIndexOf('\nFROM '));
+  t.match(finalStage, /^ENV .*NODE_OPTIONS=--max-old-space-size=128\b/m);
+  t.match(readFileSync(join(ROOT, 'bench/rss.mjs'), 'utf8'), /'RSS_HEAP_MB', 128/, 'the RSS benchmark uses the shipped cap by default');
+});
