@@ -11,10 +11,15 @@ export interface Metrics {
   jwksFetch(issuer: string, outcome: FetchOutcome, seconds: number): void;
   upstreamLatency(upstream: string, status: number, seconds: number): void;
   clientCredentialsRefresh(upstream: string, outcome: 'ok' | 'error'): void;
+  /** A browser login's end: `ok`, or why it failed (e.g. `idp_error`, `exchange`, `state`). */
+  login(project: string, outcome: string): void;
+  /** A session's access-token refresh: `ok`, `refused` (the session ended) or `unavailable`. */
+  sessionRefresh(project: string, outcome: 'ok' | 'refused' | 'unavailable'): void;
 }
 
 export const noopMetrics: Metrics = {
   request() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
+  login() {}, sessionRefresh() {},
 };
 
 export interface PromMetrics extends Metrics { readonly registry: Registry }
@@ -46,6 +51,15 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
   const ccRefresh = new Counter({
     name: 'cdf_gateway_client_credentials_refreshes_total', help: 'Client-credentials token requests by upstream and outcome',
     labelNames: ['upstream', 'outcome'] as const, registers: [registry],
+  });
+
+  const logins = new Counter({
+    name: 'cdf_gateway_logins_total', help: 'Browser logins by project and outcome',
+    labelNames: ['project', 'outcome'] as const, registers: [registry],
+  });
+  const refreshes = new Counter({
+    name: 'cdf_gateway_session_refreshes_total', help: 'Session access-token refreshes by project and outcome',
+    labelNames: ['project', 'outcome'] as const, registers: [registry],
   });
 
   // Label children are cached: prom-client hashes label values on every call otherwise.
@@ -81,6 +95,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     },
     clientCredentialsRefresh(name, outcome) {
       ccRefresh.labels(name, outcome).inc();
+    },
+    login(project, outcome) {
+      logins.labels(project, outcome).inc();
+    },
+    sessionRefresh(project, outcome) {
+      refreshes.labels(project, outcome).inc();
     },
   };
 }

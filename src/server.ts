@@ -94,7 +94,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     } else {
       store = createCookieStore(storeOpts);
     }
-    sessions = new SessionManager({ login, names: cookieNames(server.publicUrl), store, clients, verifier, clock, logger });
+    sessions = new SessionManager({ login, names: cookieNames(server.publicUrl), store, clients, verifier, clock, logger, metrics });
   }
   /**
    * The session cookie's identity, accepted only on routes of that session's login project
@@ -247,7 +247,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   }
 
   registerAuthRoutes(app, {
-    config, sessions, clients, sealer, verifier, routes, isTrustedProxy, clock, logger, identify,
+    config, sessions, clients, sealer, verifier, routes, isTrustedProxy, clock, logger, metrics, identify,
   });
   app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
   app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });

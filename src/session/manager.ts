@@ -6,6 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { LoginConfig } from '../config/types.js';
 import type { Clock } from '../clock.js';
+import type { Metrics } from '../metrics.js';
 import { GatewayError } from '../errors.js';
 import type { Principal } from '../token/principal.js';
 import type { TokenVerifier } from '../token/verify.js';
@@ -32,6 +33,7 @@ export interface SessionManagerDeps {
   readonly verifier: TokenVerifier;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly metrics: Metrics;
 }
 
 /**
@@ -188,15 +190,19 @@ export class SessionManager {
       if (!isRejection(err)) {
         // The IdP is unreachable: the session lives on while its access token does.
         this.deps.logger.warn({ project: session.project, reason: describe(err) }, 'session refresh failed; will retry');
+        this.deps.metrics.sessionRefresh(session.project, 'unavailable');
         return 'unavailable';
       }
       this.deps.logger.info({ project: session.project, sub: session.sub, reason: describe(err) }, 'session refresh refused; session ended');
+      this.deps.metrics.sessionRefresh(session.project, 'refused');
       return 'ended';
     }
     if (principal.sub !== session.sub) {
       this.deps.logger.warn({ project: session.project, sub: session.sub }, 'refreshed token names another subject; session ended');
+      this.deps.metrics.sessionRefresh(session.project, 'refused');
       return 'ended';
     }
+    this.deps.metrics.sessionRefresh(session.project, 'ok');
     const now = this.deps.clock();
     const next: Session = {
       ...session,

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig, LoginConfig } from '../config/types.js';
 import type { Clock } from '../clock.js';
+import type { Metrics } from '../metrics.js';
 import { BadRequestError, GatewayError, InsufficientScopeError, MissingTokenError, NotFoundError } from '../errors.js';
 import { parseTarget } from '../request/target.js';
 import { isAllowed } from '../policy/authorize.js';
@@ -40,6 +41,7 @@ export interface AuthRoutesDeps {
   readonly isTrustedProxy: (address: string) => boolean;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   /**
    * Bearer token first, then (on routes of a login project; route null: any) the session.
    * null: no credentials (cookies of a dead session are cleared on `reply`).
@@ -87,7 +89,7 @@ function sendData(reply: FastifyReply, data: unknown, setCookies: readonly strin
 }
 
 export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): void {
-  const { config, sessions, clients, sealer, verifier, clock, logger } = deps;
+  const { config, sessions, clients, sealer, verifier, clock, logger, metrics } = deps;
   const login: LoginConfig | null = config.login;
   const publicUrl = config.server.publicUrl;
   const allowed = login?.allowedRedirectOrigins ?? [];
@@ -141,29 +143,34 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     const q = query(request, '/auth/callback');
     if (login === null || sessions === null) throw new NotFoundError();
     const state = q.get('state');
-    if (state === null || state === '' || state.length > 512) throw new LoginFailedError('callback without state');
+    if (state === null || state === '' || state.length > 512) {
+      metrics.login('-', 'no_state');
+      throw new LoginFailedError('callback without state');
+    }
     const cookies = sessions.cookies(request.raw.headers.cookie);
     const flowName = sessions.names.flow(state);
     const sealed = cookies[flowName];
     const flow = sealed === undefined ? null : sealer!.open<FlowCookie>(FLOW_PURPOSE, sealed, clock());
     // Without its flow cookie a callback is someone else's grant (or an expired one): refused.
     if (flow === null || typeof flow.s !== 'string' || !sameSecret(flow.s, state)) {
+      metrics.login(flow?.p ?? '-', 'no_flow');
       throw new LoginFailedError(flow === null ? 'no login flow for this state in this browser' : 'state mismatch');
     }
     const clearFlow = simpleCookie(sessions.names, flowName, '', 0);
     const client = clients.get(flow.p);
 
-    const fail = (detail: string, code = 'login_failed'): FastifyReply => {
+    const fail = (outcome: string, detail: string, code = 'login_failed'): FastifyReply => {
       logger.warn({ project: flow.p, reason: detail }, 'login failed');
+      metrics.login(flow.p, outcome);
       request.outcome.decision = 'login_failed';
       if (flow.e !== null) return redirect(reply, 302, withError(flow.e, code), [clearFlow]);
       void reply.header('set-cookie', [clearFlow]);
       throw new LoginFailedError(detail);
     };
 
-    if (client === undefined) return fail('login project no longer configured');
+    if (client === undefined) return fail('no_project', 'login project no longer configured');
     const idpError = q.get('error');
-    if (idpError !== null) return fail(`identity provider returned an error`, IDP_ERROR.test(idpError) ? idpError : 'login_failed');
+    if (idpError !== null) return fail('idp_error', 'identity provider returned an error', IDP_ERROR.test(idpError) ? idpError : 'login_failed');
 
     const secrets: FlowSecrets = { state: flow.s, nonce: flow.n, verifier: flow.v };
     let principal: Principal;
@@ -172,9 +179,9 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
       tokens = await client.exchange(new URL(`${callbackUri}?${q.toString()}`), secrets);
       principal = await verifier.verify(tokens.accessToken);
     } catch (err) {
-      return fail(describe(err));
+      return fail('exchange_failed', describe(err));
     }
-    if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('ID token and access token name different subjects');
+    if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('subject_mismatch', 'ID token and access token name different subjects');
 
     // A new session id at every login; any earlier session in this browser is revoked.
     const previous = await sessions.read(cookies).catch(() => null);
@@ -184,10 +191,11 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
       ({ setCookies } = await sessions.establish(flow.p, tokens, principal, cookies));
     } catch (err) {
       // splitCookie's RangeError: tokens too large for cookies (many groups); redis keeps only an id.
-      if (err instanceof RangeError) return fail('session too large for cookies: use login.sessionStore: redis');
+      if (err instanceof RangeError) return fail('too_large', 'session too large for cookies: use login.sessionStore: redis');
       throw err;
     }
     request.outcome.decision = 'login_ok';
+    metrics.login(flow.p, 'ok');
     request.outcome.sub = principal.sub;
     logger.info({ project: flow.p, sub: principal.sub }, 'login');
     return redirect(reply, 302, flow.r, [clearFlow, ...setCookies]);

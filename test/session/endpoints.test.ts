@@ -146,7 +146,7 @@ async function revokeAtIdp(idp: Idp, token: string): Promise<void> {
 
 t.test('refresh: once per session however many requests wait; a refused refresh ends the session', async (t) => {
   // Tokens live 90 s and are refreshed 3600 s ahead: every request finds the token due.
-  const { base, browser, upstream, idp } = await startLoginStack(t, { accessTokenTtl: 90, login: { refreshBeforeSec: 3600 } });
+  const { base, browser, upstream, idp, gw } = await startLoginStack(t, { accessTokenTtl: 90, login: { refreshBeforeSec: 3600 } });
   const b = browser();
   await b.login(base, 'alice');
   const before = openSession(b.gatewayCookies());
@@ -173,6 +173,11 @@ t.test('refresh: once per session however many requests wait; a refused refresh 
   t.match(browserRes.headers.get('location'), /^\/auth\/login\?project=demo/);
   const api = await fetch(`${base}/app/x`, { headers: { cookie: cookieHeader(b.gatewayCookies()), ...JSON_ACCEPT } });
   t.equal(api.status, 401, 'API → 401');
+
+  const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  t.match(metrics, /cdf_gateway_logins_total\{project="demo",outcome="ok"\} 1\b/, 'the login is counted');
+  t.match(metrics, /cdf_gateway_session_refreshes_total\{project="demo",outcome="ok"\} [1-9]/, 'refreshes are counted');
+  t.match(metrics, /cdf_gateway_session_refreshes_total\{project="demo",outcome="refused"\} 1\b/, 'and the refused one');
 });
 
 t.test('refresh while the IdP is down keeps a still-valid session', async (t) => {

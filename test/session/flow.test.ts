@@ -166,6 +166,13 @@ t.test('callback tampering and replay create no session', async (t) => {
     t.equal((await b.fetch(err)).status, 400);
   });
 
+  t.test('failed logins are counted by outcome', async (t) => {
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    t.match(metrics, /cdf_gateway_logins_total\{project="demo",outcome="exchange_failed"\} [1-9]/);
+    t.match(metrics, /cdf_gateway_logins_total\{project="demo",outcome="idp_error"\} 1\b/);
+    t.match(metrics, /cdf_gateway_logins_total\{project="-",outcome="no_flow"\} [1-9]/);
+  });
+
   t.test('nothing secret was logged', async (t) => {
     const text = gw.logs.join('\n');
     t.notMatch(text, /code=|code_verifier|"state"/);
