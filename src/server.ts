@@ -202,18 +202,19 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     if (!route.isPublic) {
       // Bearer first (the hot path: nothing session-related happens for it).
       const token = bearerToken(raw.headers, raw.rawHeaders);
-      const id = token !== null ? null : await sessionIdentity(request, reply, route);
       if (token !== null) {
         principal = await verifier.verify(token);
-      } else if (id === null) {
-        // A browser on a login route goes to log in and comes back here; API clients get 401.
-        if (route.login !== null && isBrowser(raw.headers) && (raw.method === 'GET' || raw.method === 'HEAD')) {
-          outcome.decision = 'login_redirect';
-          const back = new URLSearchParams({ project: route.login, redirect: raw.url! });
-          return reply.code(302).header('location', `/auth/login?${back.toString()}`).header('cache-control', 'no-store').send();
-        }
-        throw new MissingTokenError();
       } else {
+        const id = await sessionIdentity(request, reply, route);
+        if (id === null) {
+          // A browser on a login route goes to log in and comes back here; API clients get 401.
+          if (route.login !== null && isBrowser(raw.headers) && (raw.method === 'GET' || raw.method === 'HEAD')) {
+            outcome.decision = 'login_redirect';
+            const back = new URLSearchParams({ project: route.login, redirect: raw.url! });
+            return reply.code(302).header('location', `/auth/login?${back.toString()}`).header('cache-control', 'no-store').send();
+          }
+          throw new MissingTokenError();
+        }
         principal = id.principal;
         setCookies = id.setCookies;
         if (setCookies !== null) void reply.header('set-cookie', setCookies);

@@ -15,7 +15,7 @@ import {
   INVALID, MAX_TIMER_MS,
   array, bool, canonicalPathProblem, checkKeys, childPath, cidrProblem, deepFreeze, hostName, httpUrl,
   int, isAbsent, isMapping, isToken, literal, object, oneOf, peekBool, record, refine,
-  report, required, secret, str, strings, tagged, withDefault,
+  report, required, scopeToken, secret, str, strings, tagged, withDefault,
   type Checked, type ConfigProblem, type Context, type Field, type Schema,
 } from './schema.js';
 import { loginSchema } from './login.js';
@@ -142,7 +142,6 @@ function headerValueProblem(s: string): string | undefined {
   return /[\u0000-\u0008\u000a-\u001f\u007f]/.test(s) ? 'must not contain control characters' : undefined;
 }
 
-const scopeToken = (s: string): string | undefined => (/[\s"\\]/.test(s) ? 'must not contain spaces, quotes or backslashes' : undefined);
 
 const CREDENTIAL_KEYS: Record<string, readonly string[]> = {};
 const credentialHint = (type: string) => (key: string): string | undefined => {

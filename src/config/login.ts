@@ -6,7 +6,7 @@ import type { LoginConfig, LoginProjectConfig, RedisConfig } from './types.js';
 import {
   INVALID, MAX_TIMER_MS,
   array, childPath, httpUrl, httpUrlProblem, int, object, oneOf, record, refine, report,
-  required, secret, secretList, str, withDefault,
+  required, scopeToken, secret, secretList, str, withDefault,
   type Checked, type Schema,
 } from './schema.js';
 
@@ -16,8 +16,6 @@ const PROJECT_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
 const cookieSecretProblem = (s: string): string | undefined =>
   Buffer.byteLength(s) < MIN_SECRET_BYTES ? `must be at least ${MIN_SECRET_BYTES} bytes (e.g. openssl rand -base64 48)` : undefined;
-
-const scopeToken = (s: string): string | undefined => (/[\s"\\]/.test(s) ? 'must not contain spaces, quotes or backslashes' : undefined);
 
 /** Parameters the flow sets itself; letting the config override them would break it. */
 const RESERVED_AUTH_PARAMS = new Set([

@@ -326,6 +326,9 @@ export function canonicalPathProblem(s: string): string | undefined {
   return undefined;
 }
 
+/** An OAuth scope token: no spaces, quotes or backslashes. */
+export const scopeToken = (s: string): string | undefined => (/[\s"\\]/.test(s) ? 'must not contain spaces, quotes or backslashes' : undefined);
+
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** RFC 9110 token (header names, methods). */

@@ -3,17 +3,17 @@
 // Signatures are checked with node:crypto.verify against KeyObjects cached per issuer (see
 // keys.ts) rather than with jose's jwtVerify, which goes through WebCrypto and costs ~3× more
 // per RS256 token; the RSA work runs on the libuv thread pool (crypto.verify with a callback),
-// so a second core can share it. Claims are checked by jose's claim-set validation (claims.ts).
+// so a second core can share it. Claims are still validated by jose (see validateClaims below).
 // Verified tokens are kept in an LRU until their `exp` or until the key that verified them goes
 // away.
 import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { TextDecoder } from 'node:util';
+import { UnsecuredJWT, errors as joseErrors, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
-import { validateClaims } from './claims.js';
 import { noopMetrics, type Metrics, type VerifyOutcome } from '../metrics.js';
 import { IssuerKeys, type IssuerStatus, type KeyEntry } from './keys.js';
 import { principalFromClaims, type Principal } from './principal.js';
@@ -60,6 +60,11 @@ const ALGS: Readonly<Record<string, AlgSpec>> = Object.freeze({
 /** Base64url alphabet, no padding. */
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** base64url('{"alg":"none"}'): the header of the unsecured JWT handed to jose's claim checks. */
+const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
+/** Effectively no maximum age; set only so that jose checks a future `iat` (see validateClaims). */
+const NO_MAX_AGE = Number.MAX_SAFE_INTEGER;
+const REQUIRED_CLAIMS = ['aud', 'exp', 'iat', 'iss', 'sub'];
 
 /** What the verifier reads from a JOSE header (nothing else in it is ever used). */
 interface HeaderFields {
@@ -242,10 +247,8 @@ export class TokenVerifier {
     }
     if (key === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
 
-    // 4. Claims, by jose (claims.ts).
-    const claims = validateClaims(payloadPart, {
-      issuer: issuer.config.issuer, audiences: issuer.audiences, clockToleranceSec: this.tokens.clockToleranceSec, now: this.clock(),
-    });
+    // 4. Claims, by jose.
+    const claims = this.validateClaims(issuer, payloadPart);
     const principal = principalFromClaims(claims, token);
 
     // 5. Cache until exp (checked on every hit) or until `key` leaves the key set.
@@ -253,6 +256,39 @@ export class TokenVerifier {
       this.cache.set(token, { principal, key, keys: issuer.keys });
     }
     return principal;
+  }
+
+  /**
+   * jose's claim-set checks (iss, aud, exp, nbf, iat, presence) on an already verified payload.
+   *
+   * Why this is safe: the signature was verified above over the token's ORIGINAL header and
+   * payload. Here the same payload segment, byte for byte, is wrapped in an unsecured JWT
+   * (`{"alg":"none"}` header, empty signature) only because UnsecuredJWT.decode is the jose
+   * export that runs validateClaimsSet without a key. Nothing here decides authenticity; an
+   * attacker's `alg: none` token never gets here (its alg is not in any allow-list, and it has
+   * no verifying key). `maxTokenAge` is effectively infinite: it is set because jose rejects an
+   * `iat` in the future (beyond clockTolerance) only when maxTokenAge is given.
+   */
+  private validateClaims(issuer: IssuerRuntime, payloadPart: string): JWTPayload {
+    try {
+      return UnsecuredJWT.decode(`${NONE_HEADER}.${payloadPart}.`, {
+        issuer: issuer.config.issuer,
+        audience: issuer.audiences,
+        clockTolerance: this.tokens.clockToleranceSec,
+        requiredClaims: REQUIRED_CLAIMS,
+        maxTokenAge: NO_MAX_AGE,
+        currentDate: new Date(this.clock()),
+      }).payload;
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) {
+        throw new InvalidTokenError(err.claim === 'exp' ? 'expired' : `claim:${err.claim}`, err.message);
+      }
+      if (err instanceof joseErrors.JWTClaimValidationFailed) {
+        throw new InvalidTokenError(`claim:${err.claim}`, err.message);
+      }
+      if (err instanceof joseErrors.JOSEError) throw new InvalidTokenError('malformed', err.message);
+      throw err;
+    }
   }
 
   readiness(): Readiness {

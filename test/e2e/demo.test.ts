@@ -10,7 +10,6 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as sdkModule from '@cognite/sdk';
 import { FakeBrowser } from '../fixtures/login.js';
-import type { Idp } from '../fixtures/idp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const READY = /cdf-auth-gateway demo is ready: (\S+)/;
@@ -132,7 +131,7 @@ t.test('npm run demo: start, SDK requests with the credential swap, browser logi
 
   // Browser login through the demo IdP (devInteractions form) and back to the CDF route.
   t.match(out, `${gatewayUrl}/api/v1/projects/demo/assets`, 'the demo prints the browser URL');
-  const browse = (user: string) => new FakeBrowser(undefined as unknown as Idp) // navigate() needs no fixture IdP
+  const browse = (user: string) => new FakeBrowser()
     .navigate(`${gatewayUrl}/api/v1/projects/demo/assets`, user);
   const bob = await browse('bob');
   t.equal(bob.res.status, 200, 'bob logs in and gets the assets');
