@@ -66,6 +66,19 @@ export class NotFoundError extends GatewayError {
   constructor() { super(404, 'Not found'); }
 }
 
+/** TRACE (echoes the request, upstream credential included) and CONNECT are never served. */
+export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+export class MethodNotAllowedError extends GatewayError {
+  constructor(method: string) {
+    super(405, 'Method not allowed', { detail: `method ${method}`, headers: { allow: ALLOWED_METHODS } });
+  }
+}
+
+/** The request body stopped arriving for server.bodyIdleTimeoutMs. */
+export class RequestTimeoutError extends GatewayError {
+  constructor(detail: string) { super(408, 'Request timeout: the request body stopped arriving', { detail }); }
+}
+
 export class PayloadTooLargeError extends GatewayError {
   constructor() { super(413, 'Payload too large'); }
 }

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
-import { BadRequestError, GatewayError, InsufficientScopeError, MissingTokenError, NotFoundError, errorBody } from './errors.js';
+import { ALLOWED_METHODS, BadRequestError, GatewayError, InsufficientScopeError, MethodNotAllowedError, MissingTokenError, NotFoundError, errorBody } from './errors.js';
 import { createLoggers } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
@@ -71,7 +71,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     upstreamHosts.set(up.name, new URL(up.url).host);
   }
   const isTrustedProxy = trustedProxyMatcher(config.server.trustedProxies);
-  const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
+  const proxy = createProxy({ maxBodyBytes: config.server.maxBodyBytes, bodyIdleTimeoutMs: config.server.bodyIdleTimeoutMs, metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
   const accessLog = config.log.accessLog;
   const { server, login } = config;
 
@@ -140,6 +140,18 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     },
   });
   app.decorateRequest('outcome', null as unknown as Outcome);
+  // Expect: 100-continue — decide first. Node would send 100 Continue before any handler ran;
+  // the proxy sends it only once the request is allowed (a refusal is final, body never read).
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
+  // CONNECT never reaches a route handler (Node hands over the socket): answer 405 on it.
+  app.server.on('connect', (req: import('node:http').IncomingMessage, socket: import('node:stream').Duplex) => {
+    const body = errorBody(405, 'Method not allowed');
+    socket.on('error', () => { /* the client may already be gone */ });
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    metrics.request('-', 405, 'method_not_allowed');
+    if (accessLog) access.info({ method: req.method, path: null, route: '-', decision: 'method_not_allowed', sub: null, status: 405, ms: 0 }, 'request');
+  });
   // Upstream pools close once the server has drained (onClose runs after the listener closes).
   app.addHook('onClose', async () => { await proxy.close(); });
 
@@ -169,6 +181,15 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     void reply.send(new NotFoundError() as never);
   });
 
+  // Every answer the gateway makes itself (errors, redirects, its endpoints): a request body not
+  // (fully) read is never waited for. Answer, then close the connection, so an unread or
+  // half-read body can neither hold the connection nor poison its next request.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const raw = request.raw;
+    if (!raw.complete && hasBody(raw)) void reply.header('connection', 'close');
+    done(null, payload);
+  });
+
   app.addHook('onResponse', (request, reply, done) => {
     const o = request.outcome ?? { route: '-', decision: 'error', sub: null, path: null };
     metrics.request(o.route, reply.statusCode, o.decision);
@@ -186,6 +207,8 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     const outcome: Outcome = { route: '-', decision: 'pending', sub: null, path: null };
     request.outcome = outcome;
 
+    // TRACE would echo the request the upstream got, injected credential included.
+    if (raw.method === 'TRACE' || raw.method === 'CONNECT') throw new MethodNotAllowedError(raw.method);
     const target = parseTarget(raw.url!);
     outcome.path = target.path;
     const route = routes.match(target.path);
@@ -227,6 +250,16 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       outcome.sub = principal.sub;
       if (!isAllowed(route, raw.method!, principal)) throw new InsufficientScopeError();
     }
+    // RFC 9110 §7.6.2: an OPTIONS with Max-Forwards: 0 is answered here, not forwarded.
+    if (raw.method === 'OPTIONS' && raw.headers['max-forwards'] !== undefined) {
+      const mf = String(raw.headers['max-forwards']);
+      if (!/^[0-9]{1,20}$/.test(mf)) throw new BadRequestError('Bad request: malformed Max-Forwards');
+      if (/^0+$/.test(mf)) {
+        outcome.decision = principal === null ? 'public' : 'allow';
+        if (setCookies !== null) void reply.header('set-cookie', setCookies);
+        return reply.code(200).header('allow', ALLOWED_METHODS).header('content-length', '0').send();
+      }
+    }
     // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
     const source = credentials.get(route.upstream.name)!;
     const credential = principal === null ? null : await source.get(principal);
@@ -243,6 +276,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       setCookies,
       startedAt: performance.now(),
       bodyTooLarge: false,
+      bodyIdle: false,
     };
     return proxy.forward(request, reply, state, target.path);
   }
@@ -283,6 +317,11 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
 
 function sendError(reply: FastifyReply, gw: GatewayError): void {
   void reply.code(gw.status).headers(gw.headers).type('application/json').send(errorBody(gw.status, gw.message));
+}
+
+function hasBody(raw: import('node:http').IncomingMessage): boolean {
+  const len = raw.headers['content-length'];
+  return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 /** DESIGN: a browser is a request that accepts HTML and presents no Authorization. */

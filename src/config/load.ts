@@ -61,6 +61,7 @@ const serverFields = object({
   requestTimeoutMs: withDefault(int({ min: 0, max: MAX_TIMER_MS }), 0),
   keepAliveTimeoutMs: withDefault(positiveMs, 72000),
   shutdownTimeoutMs: withDefault(positiveMs, 10000),
+  bodyIdleTimeoutMs: withDefault(positiveMs, 30000),
 });
 
 const serverSchema: Schema<ServerConfig> = refine(serverFields, (s, path, ctx): Checked<ServerConfig> => {

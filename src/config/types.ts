@@ -22,6 +22,8 @@ export interface ServerConfig {
   readonly requestTimeoutMs: number;        // default 0 (off: bodies stream; upstream timeoutMs bounds waits)
   readonly keepAliveTimeoutMs: number;      // default 72000
   readonly shutdownTimeoutMs: number;       // default 10000
+  /** A request body idle this long aborts the request (408 if nothing was sent). Default 30000. */
+  readonly bodyIdleTimeoutMs: number;
 }
 
 export interface AdminConfig {

@@ -49,8 +49,20 @@ export interface AuthRoutesDeps {
   identify(request: FastifyRequest, reply: FastifyReply, route: CompiledRoute | null): Promise<Identity | null>;
 }
 
-/** What the sealed flow cookie holds (short keys: it rides on every request until the callback). */
-interface FlowCookie { p: string; s: string; n: string; v: string; r: string; e: string | null }
+/** What the sealed flow cookie holds (short keys: it rides on every request until the callback). t: created (ms). */
+interface FlowCookie { p: string; s: string; n: string; v: string; r: string; e: string | null; t: number }
+
+/** Logins pending per browser: each visit adds a flow cookie, so unbounded visits would fill the cookie jar. */
+const MAX_PENDING_FLOWS = 3;
+/** Longest redirect target kept in a flow cookie (longer ones lose their query, then fall back to /). */
+const MAX_REDIRECT_CHARS = 1024;
+
+function boundedTarget(target: string): string {
+  if (target.length <= MAX_REDIRECT_CHARS) return target;
+  const q = target.search(/[?#]/);
+  const path = q === -1 ? target : target.slice(0, q);
+  return path.length <= MAX_REDIRECT_CHARS ? path : '/';
+}
 
 const FLOW_PURPOSE = 'flow';
 const IDP_ERROR = /^[a-z_]{1,64}$/;
@@ -111,6 +123,22 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     return client;
   }
 
+  /**
+   * Flow cookies to clear so that, with the one being added, at most MAX_PENDING_FLOWS remain:
+   * unreadable or expired ones first, then the oldest.
+   */
+  function staleFlows(present: Readonly<Record<string, string>>, now: number): string[] {
+    const prefix = `${sessions!.names.stem}-flow-`;
+    const flows: Array<{ name: string; t: number }> = [];
+    for (const name of Object.keys(present)) {
+      if (!name.startsWith(prefix)) continue;
+      const f = sealer!.open<FlowCookie>(FLOW_PURPOSE, present[name]!, now);
+      flows.push({ name, t: f !== null && typeof f.t === 'number' ? f.t : -Infinity });
+    }
+    flows.sort((a, b) => b.t - a.t);
+    return flows.slice(MAX_PENDING_FLOWS - 1).map((f) => f.name);
+  }
+
   /** Absolute form of a safeRedirect() result (the IdP needs one for post_logout_redirect_uri). */
   const absolute = (target: string): string => new URL(target, publicUrl).href;
 
@@ -120,9 +148,9 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     const q = query(request, '/auth/login');
     const client = projectClient(q.get('project'));
     const project = client.project;
-    const target = safeRedirect(q.get('redirect'), publicUrl, allowed);
+    const target = boundedTarget(safeRedirect(q.get('redirect'), publicUrl, allowed));
     const errorParam = q.get('errorRedirect');
-    const errorTarget = errorParam !== null ? safeRedirect(errorParam, publicUrl, allowed) : project.errorRedirect;
+    const errorTarget = errorParam !== null ? boundedTarget(safeRedirect(errorParam, publicUrl, allowed)) : project.errorRedirect;
 
     const flow = client.newFlow();
     let url: URL;
@@ -133,10 +161,15 @@ export function registerAuthRoutes(app: FastifyInstance, deps: AuthRoutesDeps): 
     }
     const now = clock();
     const sealed = sealer!.seal(FLOW_PURPOSE, {
-      p: project.name, s: flow.state, n: flow.nonce, v: flow.verifier, r: target, e: errorTarget,
+      p: project.name, s: flow.state, n: flow.nonce, v: flow.verifier, r: target, e: errorTarget, t: now,
     } satisfies FlowCookie, now + login!.flowTtlSec * 1000);
     request.outcome.decision = 'login';
-    return redirect(reply, 302, url.href, [simpleCookie(sessions!.names, sessions!.names.flow(flow.state), sealed, login!.flowTtlSec)]);
+    const names = sessions!.names;
+    const stale = staleFlows(sessions!.cookies(request.raw.headers.cookie), now);
+    return redirect(reply, 302, url.href, [
+      ...stale.map((name) => simpleCookie(names, name, '', 0)),
+      simpleCookie(names, names.flow(flow.state), sealed, login!.flowTtlSec),
+    ]);
   });
 
   app.get('/auth/callback', async (request, reply) => {

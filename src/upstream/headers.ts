@@ -31,6 +31,8 @@ const DROPPED_REQUEST = new Set<string>([
   'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-forwarded-uri', 'x-forwarded-prefix',
   'x-forwarded-method', 'x-original-method', 'forwarded',
   'x-http-method-override', 'x-http-method', 'x-method-override',
+  // The gateway answers Expect itself (after deciding); undici refuses to send it.
+  'expect',
   ...HOP_BY_HOP,
 ]);
 

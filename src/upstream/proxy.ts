@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
-import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError } from '../errors.js';
+import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTimeoutError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
@@ -24,6 +24,8 @@ export interface ProxyState {
   readonly setCookies: readonly string[] | null;
   readonly startedAt: number; // performance.now()
   bodyTooLarge: boolean;
+  /** The client stopped sending the body for bodyIdleTimeoutMs. */
+  bodyIdle: boolean;
 }
 
 // Retried once, on connection errors only, and only when there is no body to replay.
@@ -55,6 +57,8 @@ export interface Proxy {
 
 export interface ProxyOptions {
   maxBodyBytes: number | null;
+  /** A request body idle this long aborts the request (default 30 s). */
+  bodyIdleTimeoutMs?: number;
   metrics: Metrics;
   /** Idle upstream keep-alive (default 30 s). */
   keepAliveTimeoutMs?: number;
@@ -64,6 +68,7 @@ export interface ProxyOptions {
 
 export function createProxy(opts: ProxyOptions): Proxy {
   const { maxBodyBytes, metrics } = opts;
+  const bodyIdleMs = opts.bodyIdleTimeoutMs ?? 30_000;
   const poolOptions: Pool.Options = {
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 30_000,
     connect: { timeout: opts.connectTimeoutMs ?? 10_000 },
@@ -86,9 +91,12 @@ export function createProxy(opts: ProxyOptions): Proxy {
   return {
     forward(request, reply, state, path) {
       const raw = request.raw;
-      if (maxBodyBytes !== null && hasBody(raw)) limitBody(request, state, maxBodyBytes);
-      const body = request.body as NodeJS.ReadableStream | undefined;
-      const stream = body && typeof (body as { pipe?: unknown }).pipe === 'function' ? body : null;
+      let stream: NodeJS.ReadableStream | null = null;
+      if (hasBody(raw)) {
+        const declared = raw.headers['content-length'];
+        if (maxBodyBytes !== null && declared !== undefined && Number(declared) > maxBodyBytes) throw new PayloadTooLargeError();
+        stream = watchBody(raw, state, maxBodyBytes, bodyIdleMs);
+      }
 
       let upstreamPath = state.route.upstreamPath(path);
       if (upstreamPath.search(URL_ENCODED) !== -1) upstreamPath = upstreamPath.replace(URL_ENCODED, encodeChar);
@@ -97,16 +105,24 @@ export function createProxy(opts: ProxyOptions): Proxy {
       if (q > 0) upstreamPath += url.slice(q);
 
       const timeout = state.route.upstream.timeoutMs;
+      const headers = upstreamRequestHeaders(raw.headers, state.forward);
+      // RFC 9110 §7.6.2 (server.ts answers Max-Forwards: 0 itself and refuses malformed values).
+      const mf = headers['max-forwards'];
+      if (raw.method === 'OPTIONS' && typeof mf === 'string') headers['max-forwards'] = (BigInt(mf) - 1n).toString();
       const dispatchOpts: Dispatcher.DispatchOptions = {
         method: raw.method! as Dispatcher.HttpMethod,
         path: upstreamPath,
-        headers: upstreamRequestHeaders(raw.headers, state.forward),
+        headers,
         body: stream as never,
         headersTimeout: timeout,
         bodyTimeout: timeout,
       };
       const pool = poolOf(state.route.upstream.url);
       const retryable = stream === null && RETRY_METHODS.has(raw.method!);
+      // The request is allowed: now the client may send the body it announced (server.ts
+      // answers checkContinue itself, so nothing was sent before the decision).
+      const expect = raw.headers.expect;
+      if (stream !== null && expect !== undefined && expect.toLowerCase() === '100-continue') reply.raw.writeContinue();
       return new Promise<void>((resolve, reject) => {
         const settle = { resolve, reject, metrics, retried: !retryable };
         pool.dispatch(dispatchOpts, new ProxyHandler(pool, dispatchOpts, request, reply, state, settle) as unknown as Dispatcher.DispatchHandler);
@@ -227,11 +243,10 @@ class ProxyHandler {
       if (!res.destroyed) res.destroy();
       return;
     }
-    if (state.bodyTooLarge) {
+    if (state.bodyTooLarge || state.bodyIdle) {
       // The rest of the body is unread: answer, then close rather than drain it.
-      request.raw.resume();
       void reply.header('connection', 'close');
-      settle.reject(new PayloadTooLargeError());
+      settle.reject(state.bodyTooLarge ? new PayloadTooLargeError() : new RequestTimeoutError(`no body bytes for ${state.route.upstream.name}`));
       return;
     }
     if (err instanceof BadGatewayError) { settle.reject(err); return; }
@@ -247,20 +262,32 @@ class ProxyHandler {
   }
 }
 
-/** Enforces server.maxBodyBytes without buffering: by Content-Length up front, by counting otherwise. */
-function limitBody(request: FastifyRequest, state: ProxyState, max: number): void {
-  const declared = request.raw.headers['content-length'];
-  if (declared !== undefined && Number(declared) > max) throw new PayloadTooLargeError();
-  const source = request.body as NodeJS.ReadableStream | undefined;
-  if (!source || typeof (source as { pipe?: unknown }).pipe !== 'function') return;
+/**
+ * The request body on its way upstream: counted against server.maxBodyBytes (without buffering)
+ * and watched for idleness. Idle means the client sent nothing while we were ready to read: time
+ * spent waiting on the upstream (not yet reading, or applying backpressure) does not count.
+ */
+function watchBody(source: IncomingMessage, state: ProxyState, max: number | null, idleMs: number): NodeJS.ReadableStream {
   let seen = 0;
-  const counter = new Transform({
+  let pulled = false;
+  const watch = new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
       seen += chunk.length;
-      if (seen > max) { state.bodyTooLarge = true; cb(new PayloadTooLargeError()); return; }
+      timer.refresh();
+      if (max !== null && seen > max) { state.bodyTooLarge = true; cb(new PayloadTooLargeError()); return; }
       cb(null, chunk);
     },
+    flush(cb) { clearTimeout(timer); cb(); },
+    destroy(err, cb) { clearTimeout(timer); cb(err); },
   });
-  source.on('error', (e) => counter.destroy(e));
-  (request as { body: unknown }).body = source.pipe(counter);
+  const read = watch._read.bind(watch);
+  watch._read = (n: number) => { pulled = true; read(n); };
+  const timer = setTimeout(function idle() {
+    if (!pulled || watch.writableNeedDrain || watch.readableLength > 0) { timer.refresh(); return; }
+    state.bodyIdle = true;
+    watch.destroy(new RequestTimeoutError('request body idle'));
+  }, idleMs);
+  timer.unref();
+  source.on('error', (e) => watch.destroy(e));
+  return source.pipe(watch);
 }

@@ -49,7 +49,7 @@ t.test('fills in every default', async (t) => {
     server: {
       host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080', trustedProxies: [],
       maxHeaderBytes: 32768, maxBodyBytes: null, headersTimeoutMs: 10000, requestTimeoutMs: 0,
-      keepAliveTimeoutMs: 72000, shutdownTimeoutMs: 10000,
+      keepAliveTimeoutMs: 72000, shutdownTimeoutMs: 10000, bodyIdleTimeoutMs: 30000,
     },
     admin: { host: '127.0.0.1', port: 9090 },
     log: { level: 'info', accessLog: true },

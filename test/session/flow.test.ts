@@ -271,3 +271,26 @@ t.test('a large session is split across cookies and reassembled', async (t) => {
   for (const [name, value] of Object.entries(b.gatewayCookies())) if (!name.endsWith('.1')) partial.store(new URL(base), [`${name}=${value}; Path=/`]);
   t.equal((await partial.fetch(`${base}/app/big`, { headers: { accept: 'application/json' } })).status, 401);
 });
+
+t.test('login-cookie flooding: at most 3 pending flows, each small; the newest still completes', async (t) => {
+  const { base, browser } = await startLoginStack(t);
+  const b = browser();
+  const longRedirect = `/app/x?${'q=' + 'a'.repeat(1900)}`; // accepted by safeRedirect (≤ 2048)
+  const flowNames = () => Object.keys(b.gatewayCookies()).filter((n) => n.startsWith('__Host-cdf-gw-flow-'));
+  let last: Response | null = null;
+  for (let i = 0; i < 12; i++) {
+    last = await b.fetch(`${base}/auth/login?project=demo&redirect=${encodeURIComponent(longRedirect)}`);
+    t.equal(last.status, 302, `visit ${i + 1}`);
+    t.ok(flowNames().length <= 3, `visit ${i + 1}: ${flowNames().length} pending flows`);
+  }
+  t.equal(flowNames().length, 3, 'the three newest flows are kept');
+  for (const [name, value] of Object.entries(b.gatewayCookies())) {
+    t.ok(value.length < 1024, `${name} stays small (${value.length} chars)`);
+  }
+  const header = Object.entries(b.gatewayCookies()).map(([k, v]) => `${k}=${v}`).join('; ');
+  t.ok(header.length < 4096, 'the browser\'s gateway cookies stay far below the header limit');
+  // The most recent flow completes; the over-long target was cut to its path.
+  const { url } = await b.navigate(last!.headers.get('location')!, 'alice');
+  t.equal(url.href, `${base}/app/x`, `landed at ${url.href.slice(0, 200)}`);
+  t.same(Object.keys(b.gatewayCookies()).filter((n) => n.includes('flow')).length, 2, 'its own flow cookie was cleared');
+});

@@ -1,0 +1,218 @@
+// Methods and request bodies at the edge (DESIGN "Contract, second edition": Methods, Bodies):
+// TRACE/CONNECT never served, Max-Forwards per RFC 9110 §7.6.2, refused bodies never waited
+// for, a failed upload never poisons its keep-alive connection, Expect: 100-continue decided
+// first, idle bodies bounded. Raw sockets where the client's exact bytes and the connection's
+// fate matter.
+import t from 'tap';
+import net from 'node:net';
+import { startUpstream, type Upstream } from '../fixtures/upstream.js';
+import { startGateway, secret, type Running } from '../fixtures/gateway.js';
+import { startJwksServer, type JwksServer } from '../fixtures/jwks-server.js';
+import { claims, generateKey, mint, AUDIENCE, type TestKey } from '../fixtures/tokens.js';
+
+const API_KEY = secret('echoed-api-key-0123456789');
+
+let jwks: JwksServer;
+let key: TestKey;
+let up: Upstream;
+let token: string;
+/** An upstream that resets every connection on its first bytes. */
+let resetter: net.Server;
+let resetUrl: string;
+
+/** Everything a raw HTTP/1.1 exchange produced: the bytes and whether the server closed. */
+interface Exchange { text: string; closed: boolean; socket: net.Socket }
+
+/**
+ * Writes `head` (and optional body parts) on a fresh socket and resolves once `until` holds for
+ * what was read, or the server closed the connection.
+ */
+function exchange(url: string, head: string, until: (text: string) => boolean, body: string[] = []): Promise<Exchange> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean) => { if (!done) { done = true; resolve({ text, closed, socket }); } };
+    socket.on('data', (c) => { text += c.toString('latin1'); if (until(text)) finish(false); });
+    socket.on('close', () => finish(true));
+    socket.on('error', (e) => { if (!done) reject(e); });
+    socket.write(head);
+    for (const b of body) socket.write(b);
+  });
+}
+
+/** Waits for the server to close `socket` (the test's timeout fails it otherwise). */
+function closedBy(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => { if (socket.destroyed || socket.readyState === 'closed') resolve(); else socket.once('close', () => resolve()); });
+}
+
+const complete = (text: string) => {
+  const end = text.indexOf('\r\n\r\n');
+  if (end === -1) return false;
+  const head = text.slice(0, end);
+  if (/^HTTP\/1\.1 1\d\d /.test(head)) return false; // interim response: the final one follows
+  if (/transfer-encoding: chunked/i.test(head)) return text.endsWith('\r\n0\r\n\r\n');
+  const len = /content-length: (\d+)/i.exec(head);
+  return len !== null && text.length >= end + 4 + Number(len[1]);
+};
+
+t.before(async () => {
+  key = await generateKey('RS256', 'k1');
+  jwks = await startJwksServer({ keys: [key.jwk] });
+  up = await startUpstream();
+  resetter = net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.resetAndDestroy()); });
+  await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', () => r()));
+  resetUrl = `http://127.0.0.1:${(resetter.address() as net.AddressInfo).port}`;
+  token = secret(await mint(claims(jwks.issuer, AUDIENCE, Date.now(), { groups: ['readers'] }), { key }));
+});
+t.teardown(async () => { await up?.close(); await jwks?.close(); resetter?.close(); });
+
+function config(upstreamUrl: string, resetUrl: string) {
+  return {
+    server: { bodyIdleTimeoutMs: 300 },
+    issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: [AUDIENCE] }],
+    upstreams: {
+      keyed: { url: upstreamUrl, credentials: { type: 'api-key', header: 'api-key', value: API_KEY } },
+      open: { url: upstreamUrl, credentials: { type: 'none' } },
+      reset: { url: resetUrl, credentials: { type: 'none' } },
+    },
+    routes: [
+      { prefix: '/app', upstream: 'keyed', allow: [{ groups: ['readers'] }] },
+      { prefix: '/status', upstream: 'open', public: true },
+      { prefix: '/reset', upstream: 'reset', allow: [{ groups: ['readers'] }] },
+    ],
+  };
+}
+
+t.test('methods and bodies', async (t) => {
+  const gw: Running = await startGateway(t, config(up.url, resetUrl));
+  const auth = `Bearer ${token}`;
+  // An upstream that echoes what it received (Apache httpd answers TRACE like this by default).
+  const echo = () => {
+    up.respond = (req, res, body) => {
+      res.writeHead(200, { 'content-type': 'message/http' });
+      res.end(`${req.method} ${req.url}\n${JSON.stringify(req.headers)}\n${body.length}`);
+    };
+  };
+  t.beforeEach(() => echo());
+
+  await t.test('TRACE is 405 on every route, never forwarded, so no injected credential is echoed', async (t) => {
+    for (const [path, extra] of [['/app/x', `Authorization: ${auth}\r\n`], ['/status', ''], ['/nowhere', ''], ['/auth/verify', '']] as const) {
+      const before = up.requests.length;
+      const r = await exchange(gw.url, `TRACE ${path} HTTP/1.1\r\nHost: gw\r\n${extra}\r\n`, complete);
+      r.socket.destroy();
+      t.match(r.text, /^HTTP\/1\.1 405 /, `TRACE ${path}`);
+      const allow = /\r\nallow: ([^\r]*)/i.exec(r.text)?.[1] ?? '';
+      t.match(allow, /GET/);
+      t.notMatch(allow, /TRACE|CONNECT/);
+      t.same(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)), { error: { code: 405, message: 'Method not allowed' } });
+      t.notMatch(r.text, API_KEY);
+      t.equal(up.requests.length, before, 'nothing reached the upstream');
+    }
+  });
+
+  await t.test('CONNECT is 405 (not a dropped connection), never tunnelled', async (t) => {
+    const before = up.requests.length;
+    const { port } = new URL(up.url);
+    const r = await exchange(gw.url, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${auth}\r\n\r\n`, complete);
+    t.match(r.text, /^HTTP\/1\.1 405 /);
+    t.match(r.text, /"code":405/);
+    t.equal(up.requests.length, before);
+    r.socket.destroy();
+  });
+
+  await t.test('OPTIONS with Max-Forwards: 0 is answered by the gateway; otherwise decremented', async (t) => {
+    const before = up.requests.length;
+    const zero = await fetch(`${gw.url}/app/x`, { method: 'OPTIONS', headers: { authorization: auth, 'max-forwards': '0' } });
+    t.equal(zero.status, 200);
+    t.match(zero.headers.get('allow') ?? '', /OPTIONS/);
+    t.equal(up.requests.length, before, 'Max-Forwards: 0 is not forwarded');
+
+    const two = await fetch(`${gw.url}/app/x`, { method: 'OPTIONS', headers: { authorization: auth, 'max-forwards': '2' } });
+    t.equal(two.status, 200);
+    t.equal(up.last().method, 'OPTIONS');
+    t.equal(up.last().headers['max-forwards'], '1', 'decremented on the way upstream');
+
+    const bad = await fetch(`${gw.url}/app/x`, { method: 'OPTIONS', headers: { authorization: auth, 'max-forwards': 'many' } });
+    t.equal(bad.status, 400);
+
+    const unauth = await fetch(`${gw.url}/app/x`, { method: 'OPTIONS', headers: { 'max-forwards': '0' } });
+    t.equal(unauth.status, 401, 'Max-Forwards does not skip authentication');
+
+    await fetch(`${gw.url}/app/x`, { method: 'GET', headers: { authorization: auth, 'max-forwards': '0' } });
+    t.equal(up.last().method, 'GET', 'other methods ignore Max-Forwards (RFC 9110 §7.6.2)');
+    t.equal(up.last().headers['max-forwards'], '0');
+  });
+
+  await t.test('a refused request\'s body is never waited for: answer, then close', async (t) => {
+    const before = up.requests.length;
+    // Headers and a few bytes of a declared 10 MB body; the rest never comes.
+    const r = await exchange(gw.url,
+      'POST /app/upload HTTP/1.1\r\nHost: gw\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n',
+      complete, ['x'.repeat(100)]);
+    t.match(r.text, /^HTTP\/1\.1 401 /);
+    t.match(r.text, /connection: close/i);
+    await closedBy(r.socket);
+    t.pass('the server closed the connection without waiting for the body');
+    t.equal(up.requests.length, before);
+  });
+
+  await t.test('Expect: 100-continue: a refused request gets its final status, no 100, and the connection closes', async (t) => {
+    const r = await exchange(gw.url,
+      'PUT /app/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n', complete);
+    t.match(r.text, /^HTTP\/1\.1 401 /, 'no 100 Continue before the refusal');
+    t.notMatch(r.text, /100 Continue/);
+    await closedBy(r.socket);
+  });
+
+  await t.test('Expect: 100-continue: an allowed upload gets 100, then is forwarded with its body', async (t) => {
+    const body = 'y'.repeat(2 * 1024 * 1024);
+    const r1 = await exchange(gw.url,
+      `PUT /app/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: ${auth}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+      (text) => text.includes('100 Continue\r\n\r\n'));
+    t.match(r1.text, /^HTTP\/1\.1 100 Continue/);
+    const r2 = await new Promise<string>((resolve) => {
+      let text = '';
+      r1.socket.on('data', (c) => { text += c.toString('latin1'); if (complete(text)) resolve(text); });
+      r1.socket.write(body);
+    });
+    r1.socket.destroy();
+    t.match(r2, /^HTTP\/1\.1 200 /);
+    t.equal(up.last().method, 'PUT');
+    t.equal(up.last().body.length, body.length, 'the whole body arrived upstream');
+    t.equal(up.last().headers.expect, undefined, 'Expect is not passed on');
+    t.equal(up.last().headers['api-key'], API_KEY);
+  });
+
+  await t.test('a failed upload closes its connection, so the next request is never stuck behind it', async (t) => {
+    // The upstream resets the connection as soon as the body starts arriving.
+    const body = 'z'.repeat(256 * 1024);
+    const r = await exchange(gw.url,
+      `POST /reset/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: ${auth}\r\nContent-Length: ${body.length}\r\n\r\n`, complete, [body]);
+    t.match(r.text, /^HTTP\/1\.1 502 /);
+    // Either the body was read whole (keep-alive is safe) or the connection is closed.
+    if (!/connection: close/i.test(r.text)) {
+      echo();
+      const next = await new Promise<string>((resolve) => {
+        let text = '';
+        r.socket.on('data', (c) => { text += c.toString('latin1'); if (complete(text)) resolve(text); });
+        r.socket.write('GET /status HTTP/1.1\r\nHost: gw\r\n\r\n');
+      });
+      t.match(next, /^HTTP\/1\.1 200 /, 'the next request on the connection is answered');
+    } else {
+      await closedBy(r.socket);
+      t.pass('connection closed after the failed upload');
+    }
+    r.socket.destroy();
+  });
+
+  await t.test('a body idle for bodyIdleTimeoutMs aborts the request with 408 and closes', async (t) => {
+    up.respond = (_req, res) => { res.writeHead(200); res.end('ok'); };
+    const r = await exchange(gw.url,
+      `POST /app/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: ${auth}\r\nContent-Length: 100000\r\n\r\n`, complete, ['b'.repeat(10)]);
+    t.match(r.text, /^HTTP\/1\.1 408 /);
+    t.match(r.text, /"code":408/);
+    await closedBy(r.socket);
+  });
+});
