@@ -5,15 +5,16 @@ import type { PromMetrics } from './metrics.js';
 import type { TokenVerifier } from './token/verify.js';
 
 export function createAdmin(deps: {
-  config: AdminConfig; metrics: PromMetrics; verifier: TokenVerifier; isClosing: () => boolean;
+  config: AdminConfig; metrics: PromMetrics; verifier: () => TokenVerifier; isClosing: () => boolean;
 }): FastifyInstance {
   const admin = Fastify({ logger: false });
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_req, reply) => {
     // Not ready while draining, or while any issuer has no usable key set (requests would get 503).
-    const r = deps.verifier.readiness();
+    const verifier = deps.verifier(); // the current state's: a reload may replace it
+    const r = verifier.readiness();
     const ready = r.ready && !deps.isClosing();
-    if (!r.ready) void deps.verifier.warmUp();
+    if (!r.ready) void verifier.warmUp();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', closing: deps.isClosing(), issuers: r.issuers });
   });
   admin.get('/metrics', async (_req, reply) => {

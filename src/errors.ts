@@ -1,21 +1,59 @@
-// Every error the gateway answers with is a GatewayError; server.ts maps them to CDF's shape
+// Every error the gateway answers with is a GatewayError, and every refusal has a stable reason
+// code (`code`): written on the access line, counted in cdf_gateway_refusals_total{route,reason},
+// and what callers test (never the status number). src/http/respond.ts maps them to CDF's shape
 // {"error":{"code":<status>,"message":"<safe text>"}} in one place. `message` is public text;
 // `detail` is for logs only and must never hold a secret.
 
 export const REALM = 'cdf-auth-gateway';
 
+/** Every refusal reason the gateway gives. */
+export const REASONS = [
+  // the request itself
+  'bad_request', 'ambiguous_path', 'bad_host', 'token_in_url', 'invalid_request', 'method_not_allowed',
+  'body_too_large', 'body_idle', 'websockets_disabled',
+  // routing
+  'no_route',
+  // identity
+  'no_credentials', 'token_expired', 'token_not_yet_valid', 'bad_signature', 'unknown_kid', 'unknown_issuer',
+  'bad_algorithm', 'bad_audience', 'bad_claim', 'malformed_token', 'token_too_large', 'crit_header',
+  'unsupported_scheme', 'session_conflict',
+  // authorization
+  'cross_site', 'no_rule', 'groups_overage', 'bad_origin',
+  // the gateway's own dependencies
+  'keys_unavailable', 'credential_unavailable', 'session_store_unavailable', 'idp_unavailable', 'cdf_unavailable',
+  'login_failed', 'upstream_error', 'upstream_timeout', 'internal',
+] as const;
+export type Reason = (typeof REASONS)[number];
+
 export class GatewayError extends Error {
+  /** The stable refusal reason. */
+  readonly code: Reason;
   readonly status: number;
   /** Extra response headers (WWW-Authenticate, Retry-After). */
   readonly headers: Readonly<Record<string, string>>;
   /** Internal detail for the log line; never sent to the client. */
   readonly detail: string | undefined;
 
-  constructor(status: number, message: string, opts: { headers?: Record<string, string>; detail?: string; cause?: unknown } = {}) {
+  constructor(status: number, message: string, opts: { headers?: Record<string, string>; detail?: string; cause?: unknown; code?: Reason } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.code = opts.code ?? defaultReason(status);
     this.status = status;
     this.headers = opts.headers ?? {};
     this.detail = opts.detail;
+  }
+}
+
+function defaultReason(status: number): Reason {
+  switch (status) {
+    case 401: return 'no_credentials';
+    case 403: return 'no_rule';
+    case 404: return 'no_route';
+    case 405: return 'method_not_allowed';
+    case 408: return 'body_idle';
+    case 413: return 'body_too_large';
+    case 502: return 'upstream_error';
+    case 504: return 'upstream_timeout';
+    default: return status < 500 ? 'bad_request' : 'internal';
   }
 }
 
@@ -27,13 +65,13 @@ function bearerChallenge(error?: string, description?: string): string {
 }
 
 export class BadRequestError extends GatewayError {
-  constructor(message: string, detail?: string) { super(400, message, { detail }); }
+  constructor(message: string, detail?: string, code: Reason = 'bad_request') { super(400, message, { detail, code }); }
 }
 
 /** Malformed credentials (two Authorization headers, bad Bearer syntax, token in the URL). */
 export class InvalidRequestError extends GatewayError {
-  constructor(message: string, detail?: string) {
-    super(400, message, { detail, headers: { 'www-authenticate': bearerChallenge('invalid_request', message) } });
+  constructor(message: string, detail?: string, code: Reason = 'invalid_request') {
+    super(400, message, { detail, code, headers: { 'www-authenticate': bearerChallenge('invalid_request', message) } });
   }
 }
 
@@ -44,12 +82,30 @@ export class MissingTokenError extends GatewayError {
   }
 }
 
-/** A token was presented and is not acceptable. `detail` says why (logged, not sent). */
+/** InvalidTokenError's fine-grained kind → the stable refusal reason. */
+function tokenReason(kind: string): Reason {
+  switch (kind) {
+    case 'expired': return 'token_expired';
+    case 'signature': return 'bad_signature';
+    case 'unknown_kid': return 'unknown_kid';
+    case 'unknown_issuer': return 'unknown_issuer';
+    case 'alg': return 'bad_algorithm';
+    case 'crit': return 'crit_header';
+    case 'too_large': return 'token_too_large';
+    case 'malformed': return 'malformed_token';
+    case 'unsupported_scheme': return 'unsupported_scheme';
+    case 'claim:aud': return 'bad_audience';
+    case 'claim:nbf': return 'token_not_yet_valid';
+    default: return 'bad_claim';
+  }
+}
+
+/** A token was presented and is not acceptable. `reason` is the verifier's kind; `detail` says why (logged, not sent). */
 export class InvalidTokenError extends GatewayError {
   readonly reason: string;
   constructor(reason: string, detail?: string, cause?: unknown) {
     super(401, 'Unauthorized: invalid token', {
-      detail: detail ?? reason, cause,
+      detail: detail ?? reason, cause, code: tokenReason(reason),
       headers: { 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') },
     });
     this.reason = reason;
@@ -57,9 +113,14 @@ export class InvalidTokenError extends GatewayError {
 }
 
 export class InsufficientScopeError extends GatewayError {
-  constructor() {
-    super(403, 'Forbidden', { headers: { 'www-authenticate': bearerChallenge('insufficient_scope') } });
+  constructor(code: Reason = 'no_rule', detail?: string) {
+    super(403, 'Forbidden', { code, detail, headers: { 'www-authenticate': bearerChallenge('insufficient_scope') } });
   }
+}
+
+/** A cookie-authenticated request that changes state without proof that the page is ours. */
+export class CrossSiteError extends GatewayError {
+  constructor() { super(403, 'Forbidden: cross-site request', { code: 'cross_site' }); }
 }
 
 export class NotFoundError extends GatewayError {
@@ -86,14 +147,14 @@ export class PayloadTooLargeError extends GatewayError {
 /** The issuer has no usable key set (never fetched, or older than jwksMaxStaleMs): fail closed. */
 export class KeysUnavailableError extends GatewayError {
   constructor(detail: string, cause?: unknown) {
-    super(503, 'Service unavailable: token keys cannot be fetched', { detail, cause, headers: { 'retry-after': '5' } });
+    super(503, 'Service unavailable: token keys cannot be fetched', { detail, cause, code: 'keys_unavailable', headers: { 'retry-after': '5' } });
   }
 }
 
 /** The upstream's own credential (client-credentials token) cannot be obtained. */
 export class CredentialUnavailableError extends GatewayError {
   constructor(detail: string, cause?: unknown) {
-    super(503, 'Service unavailable: upstream credential cannot be obtained', { detail, cause, headers: { 'retry-after': '5' } });
+    super(503, 'Service unavailable: upstream credential cannot be obtained', { detail, cause, code: 'credential_unavailable', headers: { 'retry-after': '5' } });
   }
 }
 
@@ -107,4 +168,9 @@ export class GatewayTimeoutError extends GatewayError {
 
 export function errorBody(status: number, message: string): string {
   return JSON.stringify({ error: { code: status, message } });
+}
+
+/** The credentials presented are not acceptable (as opposed to an outage: keys, IdP, store). */
+export function isAuthenticationFailure(err: GatewayError): boolean {
+  return err instanceof InvalidTokenError || err instanceof MissingTokenError;
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // CLI: load config → build gateway → listen; `check` validates only. Graceful shutdown on
 // SIGTERM/SIGINT: stop accepting, drain in-flight requests, exit (forced after shutdownTimeoutMs).
+// SIGHUP or a change of the config file reloads it: valid → applied, invalid → the running
+// configuration keeps serving and every bad key is logged.
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfigFile } from './config/load.js';
-import { createGateway } from './server.js';
+import { createGateway, type Gateway } from './server.js';
+import { watchConfigFile } from './reload.js';
 
 const DEFAULT_CONFIG = '/etc/cdf-auth-gateway/gateway.yaml';
 const USAGE = `Usage:
@@ -57,9 +60,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 
   const gateway = createGateway(config);
   let stopping = false;
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (trigger: string) => {
+    reloading = reloading.then(() => reloadFrom(gateway, file, env, trigger));
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  const unwatch = watchConfigFile(file, () => reload('file changed'));
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    unwatch();
     gateway.logger.info({ signal }, 'shutting down: draining in-flight requests');
     const force = setTimeout(() => {
       gateway.logger.warn('shutdown timeout: closing remaining connections');
@@ -82,6 +92,25 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 1;
   }
   return -1; // keep running
+}
+
+/** Loads `file` again and applies it; an invalid file changes nothing (the log names every bad key). */
+async function reloadFrom(gateway: Gateway, file: string, env: NodeJS.ProcessEnv, trigger: string): Promise<void> {
+  let next;
+  try {
+    next = loadConfigFile(file, env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    gateway.metrics.configReload('invalid');
+    gateway.logger.error({ trigger, problems: e.problems }, `configuration reload refused: ${e.problems.length} problem(s); the running configuration keeps serving`);
+    return;
+  }
+  try {
+    await gateway.reload(next);
+  } catch (err) {
+    gateway.metrics.configReload('invalid');
+    gateway.logger.error({ trigger, err }, 'configuration reload failed; the running configuration keeps serving');
+  }
 }
 
 main(process.argv.slice(2), process.env).then((code) => { if (code >= 0) process.exitCode = code; }, (err: unknown) => {

@@ -7,6 +7,10 @@ export type FetchOutcome = 'ok' | 'error' | 'timeout';
 
 export interface Metrics {
   request(route: string, status: number, decision: string): void;
+  /** A refused request, by its stable reason code. */
+  refusal(route: string, reason: string): void;
+  /** A configuration reload: applied (`ok`) or refused (`invalid`). */
+  configReload(outcome: 'ok' | 'invalid'): void;
   tokenVerification(outcome: VerifyOutcome): void;
   jwksFetch(issuer: string, outcome: FetchOutcome, seconds: number): void;
   upstreamLatency(upstream: string, status: number, seconds: number): void;
@@ -18,7 +22,7 @@ export interface Metrics {
 }
 
 export const noopMetrics: Metrics = {
-  request() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
+  request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
   login() {}, sessionRefresh() {},
 };
 
@@ -62,6 +66,15 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     labelNames: ['project', 'outcome'] as const, registers: [registry],
   });
 
+  const refusals = new Counter({
+    name: 'cdf_gateway_refusals_total', help: 'Refused requests by route and reason',
+    labelNames: ['route', 'reason'] as const, registers: [registry],
+  });
+  const reloads = new Counter({
+    name: 'cdf_gateway_config_reloads_total', help: 'Configuration reloads by outcome',
+    labelNames: ['outcome'] as const, registers: [registry],
+  });
+
   // Label children are cached: prom-client hashes label values on every call otherwise.
   const reqChildren = new Map<string, { inc(): void }>();
   const upChildren = new Map<string, { observe(v: number): void }>();
@@ -77,6 +90,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
         reqChildren.set(key, c);
       }
       c.inc();
+    },
+    refusal(route, reason) {
+      refusals.labels(route, reason).inc();
+    },
+    configReload(outcome) {
+      reloads.labels(outcome).inc();
     },
     tokenVerification(outcome) {
       let c = verifyChildren.get(outcome);

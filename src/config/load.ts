@@ -237,6 +237,7 @@ function routesSchema(upstreamNames: readonly string[] | null, projectNames: rea
     upstream: required(upstream),
     rewritePrefix: withDefault(str(canonicalPathProblem), null),
     public: withDefault(bool(), false),
+    websockets: withDefault(bool(), true),
     allow: allowField(env),
     login: withDefault(str((s) => {
       if (projectNames === null) return 'needs a login section (login.projects)';

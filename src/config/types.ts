@@ -100,6 +100,8 @@ export interface RouteConfig {
   readonly upstream: string;                // a key of `upstreams`
   readonly rewritePrefix: string | null;
   readonly public: boolean;                 // default false
+  /** WebSocket upgrades allowed (authenticated like a GET). Default true. */
+  readonly websockets: boolean;
   readonly allow: readonly AllowRule[];     // empty for public routes
   /** A key of `login.projects`: browsers without a session are sent to that login. Default null. */
   readonly login: string | null;

@@ -19,6 +19,7 @@ export interface CompiledRoute {
   readonly prefix: string;
   readonly upstream: UpstreamConfig;
   readonly isPublic: boolean;
+  readonly websockets: boolean;
   readonly rules: readonly CompiledRule[];
   /** Login project whose sessions this route accepts (browsers without one are sent to log in). */
   readonly login: string | null;
@@ -73,6 +74,7 @@ function compileRoute(r: RouteConfig, upstream: UpstreamConfig): CompiledRoute {
     prefix,
     upstream,
     isPublic: r.public,
+    websockets: r.websockets,
     rules: Object.freeze(r.allow.map(compileRule)),
     login: r.login ?? null,
     upstreamPath(path: string): string {

@@ -47,7 +47,7 @@ function hexVal(c: number): number {
 }
 
 function badPath(detail: string): never {
-  throw new BadRequestError(MSG_PATH, detail);
+  throw new BadRequestError(MSG_PATH, detail, 'ambiguous_path');
 }
 
 /** True if s[i..] starts with '%3b'/'%3B' (an encoded ';'). */
@@ -96,7 +96,7 @@ function checkQuery(u: string, q: number): void {
   const n = u.length;
   for (let i = q + 1; i <= n; i++) {
     const c = i < n ? u.charCodeAt(i) : AMP;
-    if (c <= 0x20 || c === 0x7f || c === HASH) throw new BadRequestError(MSG_QUERY, 'forbidden character in query');
+    if (c <= 0x20 || c === 0x7f || c === HASH) throw new BadRequestError(MSG_QUERY, 'forbidden character in query', 'ambiguous_path');
     // '&' is the URLSearchParams separator; ';' is one for some older parsers: check both.
     if (c === AMP || c === SEMI) {
       if (inName && isAccessTokenName(u, nameStart, i)) break;
@@ -108,7 +108,7 @@ function checkQuery(u: string, q: number): void {
     }
     if (i === n) return;
   }
-  throw new InvalidRequestError(MSG_TOKEN, 'access_token query parameter');
+  throw new InvalidRequestError(MSG_TOKEN, 'access_token query parameter', 'token_in_url');
 }
 
 /**
@@ -117,7 +117,7 @@ function checkQuery(u: string, q: number): void {
  */
 export function parseTarget(rawUrl: string): Target {
   const n = rawUrl.length;
-  if (n === 0 || rawUrl.charCodeAt(0) !== SLASH) throw new BadRequestError(MSG_TARGET, 'not origin-form');
+  if (n === 0 || rawUrl.charCodeAt(0) !== SLASH) throw new BadRequestError(MSG_TARGET, 'not origin-form', 'ambiguous_path');
 
   let segStart = 1;
   let need = 0;          // UTF-8 continuation bytes still expected

@@ -8,6 +8,7 @@ import type { LoginConfig } from '../config/types.js';
 import type { Clock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
 import { GatewayError } from '../errors.js';
+import { isAuthenticationFailure } from '../errors.js';
 import type { Principal } from '../token/principal.js';
 import type { TokenVerifier } from '../token/verify.js';
 import { joinCookie } from './chunks.js';
@@ -111,7 +112,7 @@ export class SessionManager {
     try {
       principal = await this.deps.verifier.verify(session.accessToken);
     } catch (err) {
-      if (err instanceof GatewayError && err.status === 401) {
+      if (err instanceof GatewayError && isAuthenticationFailure(err)) {
         this.deps.logger.info({ project: session.project, sub: session.sub, reason: err.detail }, 'session token no longer valid');
         return { session: null, setCookies: await this.end(session, cookies) };
       }

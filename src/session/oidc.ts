@@ -4,6 +4,7 @@
 import * as oidc from 'openid-client';
 import type { LoginProjectConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
+import { isAuthenticationFailure } from '../errors.js';
 
 /** The secrets of one login attempt, kept only in the sealed flow cookie. */
 export interface FlowSecrets {
@@ -132,7 +133,7 @@ function toTokens(res: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHe
 
 /** The IdP answered and said no (e.g. invalid_grant), or its answer failed validation. */
 export function isRejection(err: unknown): boolean {
-  if (err instanceof GatewayError) return err.status === 401;
+  if (err instanceof GatewayError) return isAuthenticationFailure(err);
   // 4xx from the token endpoint (invalid_grant, …) is a refusal; 5xx is an outage.
   if (err instanceof oidc.ResponseBodyError) return err.status >= 400 && err.status < 500;
   return err instanceof oidc.AuthorizationResponseError

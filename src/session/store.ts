@@ -49,7 +49,7 @@ export function sessionExpiry(s: Session, idleTimeoutMs: number): number {
 /** The session store cannot be reached: answer 503, do not treat the user as logged out. */
 export class SessionStoreUnavailable extends GatewayError {
   constructor(detail: string, cause?: unknown) {
-    super(503, 'Service unavailable: session store cannot be reached', { detail, cause, headers: { 'retry-after': '5' } });
+    super(503, 'Service unavailable: session store cannot be reached', { detail, cause, code: 'session_store_unavailable', headers: { 'retry-after': '5' } });
     this.name = 'SessionStoreUnavailable';
   }
 }

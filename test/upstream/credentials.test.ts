@@ -31,7 +31,7 @@ function cc(tokenUrl: string, over: Partial<ClientCredentials> = {}): ClientCred
 function recorder() {
   const refreshes: string[] = [];
   const metrics: Metrics = {
-    request() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, login() {}, sessionRefresh() {},
+    request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, login() {}, sessionRefresh() {},
     clientCredentialsRefresh(name, outcome) { refreshes.push(`${name}:${outcome}`); },
   };
   const lines: string[] = [];

@@ -1,0 +1,79 @@
+// Forward-auth (/auth/verify) for nginx `auth_request`, Traefik `forwardAuth`, Caddy
+// `forward_auth` and Envoy: the front end asks about a request it holds, and the gateway answers
+// with the same decision the proxy would make. 200 carries X-Auth-Request-User/-Email/-Groups.
+//
+// Which request is asked about comes from X-Forwarded-Method + X-Forwarded-Uri (Traefik, Caddy)
+// or X-Original-Method + X-Original-URI (nginx), believed only from server.trustedProxies.
+// Without them only authentication is checked. A browser without a session on a `login:` route
+// gets 302 to the login when asked Traefik-style (those front ends pass the answer on); asked
+// nginx-style it gets 401, which the nginx recipe turns into the login redirect.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import { BadRequestError, InsufficientScopeError } from '../errors.js';
+import { decide, type Refused } from '../pipeline/decide.js';
+import type { StateHolder } from '../state.js';
+import { newOutcome, refuse } from '../http/respond.js';
+
+const METHOD = /^[A-Z]{1,16}$/;
+
+interface Forwarded { method: string; uri: string; traefik: boolean }
+
+const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+
+/** The forwarded method and URI, or null (none sent, or not from a trusted proxy). */
+function forwarded(h: IncomingHttpHeaders): Forwarded | null {
+  const traefik = h['x-forwarded-method'] !== undefined || h['x-forwarded-uri'] !== undefined;
+  const m = first(traefik ? h['x-forwarded-method'] : h['x-original-method']);
+  const u = first(traefik ? h['x-forwarded-uri'] : h['x-original-uri']);
+  if ((m === undefined) !== (u === undefined)) throw new BadRequestError('Bad request: forwarded method and URI must come together');
+  if (m === undefined || u === undefined) return null;
+  if (!METHOD.test(m)) throw new BadRequestError('Bad request: malformed forwarded method');
+  return { method: m, uri: u, traefik };
+}
+
+/** Where a browser comes back to after logging in: the original URL when the front end says where it was. */
+function returnUrl(h: IncomingHttpHeaders, uri: string): string {
+  const host = first(h['x-forwarded-host']);
+  const proto = first(h['x-forwarded-proto']);
+  return host !== undefined && (proto === 'http' || proto === 'https') ? `${proto}://${host}${uri}` : uri;
+}
+
+export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): void {
+  app.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: '/auth/verify',
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      const state = holder.current;
+      const raw = request.raw;
+      const outcome = newOutcome(request, '/auth/verify');
+      outcome.path = '/auth/verify';
+      const fwd = state.isTrustedProxy(raw.socket.remoteAddress ?? '') ? forwarded(raw.headers) : null;
+      if (fwd !== null) outcome.method = fwd.method;
+      const v = await decide(state, {
+        entry: 'verify',
+        method: fwd?.method ?? raw.method!,
+        target: fwd?.uri ?? null,
+        headers: raw.headers,
+        rawHeaders: raw.rawHeaders,
+        loginReturn: fwd !== null && fwd.traefik ? returnUrl(raw.headers, fwd.uri) : null,
+      });
+      if (v.path !== null) outcome.path = v.path;
+      if (v.route !== null) outcome.route = `/auth/verify ${v.route.id}`;
+      if (v.principal !== null) outcome.sub = v.principal.sub;
+      void reply.header('cache-control', 'no-store');
+      if (!v.ok) {
+        // The front end asked about a URI no route serves: not ours to allow.
+        const refusal: Refused = v.error.code === 'no_route' ? { ...v, error: new InsufficientScopeError('no_route') } : v;
+        return refuse(reply, refusal);
+      }
+      outcome.decision = v.route !== null && v.principal === null ? 'public' : 'allow';
+      if (v.setCookies !== null) void reply.header('set-cookie', v.setCookies);
+      const p = v.principal;
+      if (p !== null) {
+        void reply.header('x-auth-request-user', p.sub).header('x-auth-request-groups', p.groupsHeader);
+        if (p.email !== null) void reply.header('x-auth-request-email', p.email);
+      }
+      return reply.code(200).send();
+    },
+  });
+}

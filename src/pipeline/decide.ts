@@ -1,0 +1,188 @@
+// The one decision: who is calling, and may they do this? Every way in (the proxy handler,
+// forward-auth, WebSocket upgrades, /login/token) asks here, so they can never disagree.
+//
+//   method → request target → route → identity (bearer, else session) → cross-site check
+//     → allow rules → credential
+//
+// decide() never throws a GatewayError: it returns a refusal carrying the error (status, public
+// text, stable reason code) and whatever the transport must still send (cookies to clear, a login
+// redirect). Transports turn a decision into a response; they decide nothing themselves.
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  BadRequestError, CrossSiteError, GatewayError, InsufficientScopeError, MethodNotAllowedError, MissingTokenError,
+  NotFoundError,
+} from '../errors.js';
+import { isAllowed } from '../policy/authorize.js';
+import type { CompiledRoute } from '../policy/rules.js';
+import { parseTarget } from '../request/target.js';
+import { sameOriginAllowed } from '../session/origin.js';
+import type { Session } from '../session/store.js';
+import type { GatewayState } from '../state.js';
+import { bearerToken } from '../token/bearer.js';
+import type { Principal } from '../token/principal.js';
+import type { Credential } from '../upstream/credentials.js';
+
+export type Entry = 'proxy' | 'verify' | 'upgrade' | 'token';
+
+/** What an entry point knows about the request it asks about. */
+export interface Ask {
+  readonly entry: Entry;
+  /** The method of the request decided on (forward-auth: the forwarded method). */
+  readonly method: string;
+  /** Raw request-target (path and query); null: authentication only, no route (forward-auth without forwarded headers, /login/token). */
+  readonly target: string | null;
+  /** Headers carrying the caller's credentials and the browser hints (Accept, Origin, Referer, Cookie). */
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: readonly string[];
+  /**
+   * Where to send a browser without a session on a `login:` route: the URL to come back to, or
+   * null to answer 401 instead (API clients, nginx-style forward-auth).
+   */
+  readonly loginReturn: string | null;
+}
+
+export interface Allowed {
+  readonly ok: true;
+  /** null when the ask had no target (authentication only). */
+  readonly route: CompiledRoute | null;
+  readonly path: string | null;
+  /** null on public routes. */
+  readonly principal: Principal | null;
+  readonly session: Session | null;
+  /** The upstream credential (proxy and upgrade entries on non-public routes), else null. */
+  readonly credential: Credential | null;
+  readonly setCookies: string[] | null;
+}
+
+export interface Refused {
+  readonly ok: false;
+  readonly error: GatewayError;
+  readonly route: CompiledRoute | null;
+  readonly path: string | null;
+  readonly principal: Principal | null;
+  readonly setCookies: string[] | null;
+  /** Send the browser here (to log in) instead of answering the error. */
+  readonly location: string | null;
+}
+
+export type Decision = Allowed | Refused;
+
+/** Who the caller is: their principal, and the session it came from (null for a bearer token). */
+export interface Identity {
+  readonly principal: Principal;
+  readonly session: Session | null;
+}
+
+const MATRIX_PARAMS = /;[^/]*/g;
+
+/** `/auth` and `/login` (and everything under them) belong to the gateway. */
+export function isReservedPath(path: string): boolean {
+  for (const r of ['/auth', '/login']) {
+    if (path.startsWith(r) && (path.length === r.length || path.charCodeAt(r.length) === 0x2f)) return true;
+  }
+  return false;
+}
+
+/** DESIGN: a browser is a request that accepts HTML and presents no Authorization. */
+export function isBrowser(headers: IncomingHttpHeaders): boolean {
+  const accept = headers.accept;
+  return headers.authorization === undefined && accept !== undefined && accept.includes('text/html');
+}
+
+/** Mutable while deciding; frozen into the verdict. */
+interface Progress {
+  route: CompiledRoute | null;
+  path: string | null;
+  principal: Principal | null;
+  setCookies: string[] | null;
+}
+
+export async function decide(state: GatewayState, ask: Ask): Promise<Decision> {
+  const p: Progress = { route: null, path: null, principal: null, setCookies: null };
+  try {
+    return await decideInner(state, ask, p);
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return { ok: false, error: err, route: p.route, path: p.path, principal: p.principal, setCookies: p.setCookies, location: null };
+  }
+}
+
+async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<Decision> {
+  // TRACE would echo the request the upstream got, injected credential included.
+  if (ask.method === 'TRACE' || ask.method === 'CONNECT') throw new MethodNotAllowedError(ask.method);
+  let route: CompiledRoute | null = null;
+  if (ask.target !== null) {
+    route = routeOf(state, ask.target, p);
+    if (ask.entry === 'upgrade' && !route.websockets) throw new BadRequestError('Bad request: WebSockets are not enabled on this route', undefined, 'websockets_disabled');
+    if (route.isPublic) return allowed(p, null, null, null);
+  }
+
+  const identity = await identify(state, ask.headers, ask.rawHeaders, route, p);
+  if (identity === null) {
+    const login = route?.login ?? null;
+    if (login !== null && ask.loginReturn !== null && isBrowser(ask.headers) && (ask.method === 'GET' || ask.method === 'HEAD')) {
+      const back = new URLSearchParams({ project: login, redirect: ask.loginReturn });
+      const base = ask.entry === 'verify' ? state.config.server.publicUrl : '';
+      return { ok: false, error: new MissingTokenError(), route, path: p.path, principal: null, setCookies: p.setCookies, location: `${base}/auth/login?${back.toString()}` };
+    }
+    throw new MissingTokenError();
+  }
+  p.principal = identity.principal;
+  if (identity.session !== null) {
+    // Cookies ride along on cross-site requests (SameSite=Lax still allows some): state changes
+    // need proof that the page is ours. An upgrade is checked like a POST (browsers send Origin).
+    const method = ask.entry === 'upgrade' ? 'POST' : ask.method;
+    const allowedOrigins = state.config.login?.allowedRedirectOrigins ?? [];
+    if (!sameOriginAllowed(method, ask.headers.origin, ask.headers.referer, state.config.server.publicUrl, allowedOrigins)) {
+      throw new CrossSiteError();
+    }
+  }
+  if (route === null) return allowed(p, identity.principal, identity.session, null);
+  if (!isAllowed(route, ask.method, identity.principal)) throw new InsufficientScopeError();
+
+  let credential: Credential | null = null;
+  if (ask.entry === 'proxy' || ask.entry === 'upgrade') {
+    credential = await state.credentials.get(route.upstream.name)!.get(identity.principal);
+  }
+  return allowed(p, identity.principal, identity.session, credential);
+}
+
+function allowed(p: Progress, principal: Principal | null, session: Session | null, credential: Credential | null): Allowed {
+  return { ok: true, route: p.route, path: p.path, principal, session, credential, setCookies: p.setCookies };
+}
+
+/** The route of a request target, or a refusal (400 ambiguous, 404 reserved or unmatched). */
+function routeOf(state: GatewayState, rawTarget: string, p: Progress): CompiledRoute {
+  const target = parseTarget(rawTarget);
+  p.path = target.path;
+  if (isReservedPath(target.path)) throw new NotFoundError();
+  const route = state.routes.match(target.path);
+  // `;` is an ordinary character here, but servlet-style upstreams drop `;params` from segments:
+  // refuse a path whose route would change if they did (so `/admin;x/…` can't dodge `/admin`).
+  if (target.path.includes(';') && state.routes.match(target.path.replace(MATRIX_PARAMS, '')) !== route) {
+    throw new BadRequestError('Bad request: ambiguous request path', 'matrix parameters change the route', 'ambiguous_path');
+  }
+  if (route === null) throw new NotFoundError();
+  p.route = route;
+  return route;
+}
+
+/**
+ * The caller: a bearer token if one is presented (it always wins), else the session cookie,
+ * accepted only on routes of that session's login project (route null: any project). Cookies
+ * of a dead session are recorded in `p.setCookies` to be cleared.
+ */
+export async function identify(
+  state: GatewayState, headers: IncomingHttpHeaders, rawHeaders: readonly string[], route: CompiledRoute | null,
+  p: { setCookies: string[] | null },
+): Promise<Identity | null> {
+  const token = bearerToken(headers, rawHeaders);
+  if (token !== null) return { principal: await state.verifier.verify(token), session: null };
+  const sessions = state.login?.sessions;
+  const cookie = headers.cookie;
+  if (sessions === undefined || (route !== null && route.login === null) || cookie === undefined) return null;
+  const r = await sessions.authenticate(sessions.cookies(cookie), route?.login ?? null);
+  p.setCookies = r.setCookies;
+  if (r.session === null) return null;
+  return { principal: r.principal, session: r.session };
+}
