@@ -7,6 +7,7 @@
 // in one immutable GatewayState (src/state.ts) read through one reference; reload() swaps it.
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by src/http/respond.ts.
 import Fastify, { type FastifyInstance } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { DestinationStream, Logger } from 'pino';
@@ -81,6 +82,8 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     frameworkErrors: frameworkError,
   });
   app.decorateRequest('outcome', null as never);
+  // Its parse/serialize only (src/session/cookies.ts); no hook: the proxy path never reads cookies.
+  void app.register(fastifyCookie, { hook: false });
   // Expect: 100-continue — decide first. Node would send 100 Continue before any handler ran;
   // the proxy sends it only once the request is allowed (a refusal is final, body never read).
   app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));

@@ -1,9 +1,14 @@
 // The gateway's cookies: names, flags and Set-Cookie lines. Every name starts with the `cdf-gw`
 // stem (headers.ts strips those from upstream requests and responses). `__Host-` and `Secure`
 // whenever the public origin is https or loopback (browsers treat loopback as a secure context).
+// Parsing and serialising are @fastify/cookie's: its plugin is registered with `hook: false`
+// (server.ts; registering is what loads its codec), so no per-request hook parses cookies on
+// the proxy path, which never reads them.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { parseCookie, stringifySetCookie } from 'cookie';
+import { fastifyCookie } from '@fastify/cookie';
+
+const { parse, serialize } = fastifyCookie;
 import { cookieNamesOf, splitCookie } from './chunks.js';
 
 export interface CookieNames {
@@ -40,13 +45,13 @@ export function parseCookies(header: string | string[] | undefined): Record<stri
   const text = Array.isArray(header) ? header.join('; ') : header;
   if (text === '') return {};
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(parseCookie(text))) if (v !== undefined) out[k] = v;
+  for (const [k, v] of Object.entries(parse(text))) if (typeof v === 'string') out[k] = v;
   return out;
 }
 
 function line(names: CookieNames, name: string, value: string, maxAgeSec: number): string {
-  return stringifySetCookie({
-    name, value, path: '/', httpOnly: true, sameSite: 'lax', secure: names.secure, maxAge: Math.max(0, Math.floor(maxAgeSec)),
+  return serialize(name, value, {
+    path: '/', httpOnly: true, sameSite: 'lax', secure: names.secure, maxAge: Math.max(0, Math.floor(maxAgeSec)),
   });
 }
 

@@ -1,5 +1,6 @@
 // Cookie names and flags follow the public origin.
 import t from 'tap';
+import '../fixtures/cookie-codec.js';
 import { cookieNames, clearCookie, parseCookies, simpleCookie, writeCookie } from '../../src/session/cookies.js';
 
 t.test('__Host- and Secure on https and loopback; plain cdf-gw on other http origins', async (t) => {
