@@ -296,6 +296,11 @@ t.test('upstreams', async (t) => {
   oneProblem(t, url('http://127.0.0.1:5000/?a=1'), 'upstreams.cdf.url', '"http://127.0.0.1:5000/?a=1" must not have a query');
   oneProblem(t, url('http://127.0.0.1:5000/#x'), 'upstreams.cdf.url', '"http://127.0.0.1:5000/#x" must not have a fragment');
   oneProblem(t, url('http://user:pw@127.0.0.1:5000'), 'upstreams.cdf.url', '"http://***@127.0.0.1:5000" must not contain credentials (user:password@)');
+  oneProblem(t, url('http://a.example/a//b'), 'upstreams.cdf.url', '"http://a.example/a//b" has an unusable base path: must not contain empty segments (//)');
+  oneProblem(t, url('http://a.example/%41/b'), 'upstreams.cdf.url',
+    '"http://a.example/%41/b" has an unusable base path: must be a canonical path (non-canonical or forbidden percent-encoding)',
+    {}, undefined);
+  t.equal(parse(url('http://a.example/a%20b/')).upstreams.cdf?.url, 'http://a.example/a%20b', 'canonical percent-encoding is fine');
   oneProblem(t, url('ws://127.0.0.1:5000'), 'upstreams.cdf.url', '"ws://127.0.0.1:5000" must be an http(s) URL');
   oneProblem(t, withUpstream({ url: 'http://a.example', timeoutMs: 0, credentials: { type: 'none' } }), 'upstreams.cdf.timeoutMs', /between 1 and/);
   oneProblem(t, withUpstream({ url: 'http://a.example' }), 'upstreams.cdf.credentials', /^required/);

@@ -4,6 +4,7 @@
 
 import { isIP } from 'node:net';
 
+import { GatewayError } from '../../errors.js';
 import { parseTarget } from '../../request/target.js';
 import { parseCidr } from '../../request/trust.js';
 import { str, type Schema } from './core.js';
@@ -83,13 +84,20 @@ export function canonicalPathProblem(s: string): string | undefined {
     if (code > 0x7e) return 'must contain only ASCII characters';
     return `must not contain "${ch}"`;
   }
+  return targetPathProblem(s);
+}
+
+/** Reason the request-target parser would refuse `path` (or read it as having a query), or undefined. */
+export function targetPathProblem(path: string): string | undefined {
   try {
-    parseTarget(s);
-    return undefined;
+    if (parseTarget(path).query === '') return undefined;
   } catch (err) {
-    const detail = (err as { detail?: unknown }).detail;
-    return (typeof detail === 'string' ? TARGET_PROBLEMS[detail] : undefined) ?? 'must be a canonical path';
+    const detail = err instanceof GatewayError ? err.detail : undefined;
+    const known = detail === undefined ? undefined : TARGET_PROBLEMS[detail];
+    if (known !== undefined) return known;
+    if (detail !== undefined) return `must be a canonical path (${detail})`;
   }
+  return 'must be a canonical path';
 }
 
 /** An OAuth scope token: no spaces, quotes or backslashes. */

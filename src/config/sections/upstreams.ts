@@ -1,8 +1,8 @@
 // The `upstreams` section: where routes send requests, and the credential each one receives.
 
 import {
-  array, httpUrl, int, isToken, literal, object, oneOf, record, refine, required, scopeToken, secret, str,
-  tagged, withDefault,
+  array, httpUrl, int, isToken, literal, object, oneOf, record, redactUrl, refine, report, required, scopeToken, secret,
+  str, tagged, targetPathProblem, withDefault,
 } from '../schema.js';
 import { positiveMs } from './server.js';
 
@@ -65,10 +65,14 @@ for (const [type, schema] of Object.entries(credentialVariants)) CREDENTIAL_KEYS
 
 export const credentialsSchema = tagged('type', credentialVariants);
 
-/** Origin plus optional base path, no query; stored without a trailing '/'. */
-const upstreamUrl = refine(httpUrl({ query: false }), (s) => {
+/**
+ * Origin plus optional base path, no query; stored without a trailing '/'. The base path must be
+ * one the request-target parser reads as written: every upstream path starts with it.
+ */
+const upstreamUrl = refine(httpUrl({ query: false }), (s, path, ctx) => {
   const u = new URL(s);
-  return u.origin + u.pathname.replace(/\/+$/, '');
+  const problem = targetPathProblem(u.pathname);
+  return problem === undefined ? u.origin + u.pathname.replace(/\/+$/, '') : report(ctx, path, `has an unusable base path: ${problem}`, redactUrl(s));
 });
 
 const upstreamSchema = object({
