@@ -28,7 +28,7 @@ export const serverFields = object({
   requestTimeoutMs: withDefault(int({ min: 0, max: MAX_TIMER_MS }), 0),
   keepAliveTimeoutMs: withDefault(positiveMs, 72000),
   shutdownTimeoutMs: withDefault(positiveMs, 10000),
-  /** A request body idle this long aborts the request (408 if nothing was sent yet). */
+  /** A request body idle this long aborts the request (408 if nothing was sent yet) and closes the connection. */
   bodyIdleTimeoutMs: withDefault(positiveMs, 30000),
 });
 
