@@ -1,13 +1,11 @@
 // The `login:` section: browser sign-in per CDF project and the session that follows it.
 // Cross-section rules (a project's issuer must be trusted, a route's `login` must name a project)
-// are checked in load.ts, where every section is at hand.
+// are checked in relations.ts, where every section is at hand.
 
-import type { LoginConfig, LoginProjectConfig, RedisConfig } from './types.js';
 import {
-  INVALID, MAX_TIMER_MS,
-  array, childPath, httpUrl, httpUrlProblem, int, object, oneOf, record, refine, report,
-  required, scopeToken, secret, secretList, str, withDefault,
-  type Checked, type Schema,
+  INVALID, array, childPath, httpUrl, httpUrlProblem, int, isAbsent, MAX_TIMER_MS, object, oneOf, peek, record,
+  redactUrl, refine, report, required, scopeToken, secret, secretList, str, withDefault,
+  type Field, type Infer,
 } from './schema.js';
 
 export const DEFAULT_LOGIN_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
@@ -23,34 +21,39 @@ const RESERVED_AUTH_PARAMS = new Set([
   'code_challenge', 'code_challenge_method', 'resource', 'request', 'request_uri',
 ]);
 
-const authorizationParams: Schema<Record<string, string>> = record(
+const authorizationParams = record(
   str((s) => (/[\u0000-\u001f\u007f]/.test(s) ? 'must not contain control characters' : undefined)),
   (k) => RESERVED_AUTH_PARAMS.has(k) ? 'is set by the gateway itself' : (/^[A-Za-z0-9_.-]+$/.test(k) ? undefined : 'must be a parameter name'),
 );
 
-const projectSchema = object({
+const TOKEN_ENDPOINT_AUTH = ['client_secret_basic', 'client_secret_post'] as const;
+
+const loginScopes = refine(array(str(scopeToken), { min: 1 }), (scopes, path, ctx) =>
+  scopes.includes('openid') ? scopes : report(ctx, path, 'must include openid'));
+
+export const projectSchema = object({
+  /** OIDC issuer, discovered at `${issuer}/.well-known/openid-configuration`; must be in `issuers`. */
   issuer: required(httpUrl({ query: false })),
   clientId: required(str()),
+  /** null: a public client (PKCE only, token_endpoint_auth_method none). */
   clientSecret: secret(undefined, true),
-  tokenEndpointAuthMethod: withDefault(oneOf(['client_secret_basic', 'client_secret_post'] as const), 'client_secret_basic' as const),
-  scopes: withDefault(array(str(scopeToken), { min: 1 }), [...DEFAULT_LOGIN_SCOPES]),
+  tokenEndpointAuthMethod: withDefault(oneOf(TOKEN_ENDPOINT_AUTH), 'client_secret_basic' as (typeof TOKEN_ENDPOINT_AUTH)[number]),
+  scopes: withDefault(loginScopes, [...DEFAULT_LOGIN_SCOPES] as string[]),
+  /** RFC 8707 resource indicator: the access token's audience. */
   resource: withDefault(str(), null),
+  /** Extra authorization request parameters (e.g. prompt, domain_hint). */
   authorizationParams: withDefault(authorizationParams, {} as Record<string, string>),
-  errorRedirect: withDefault(str(), null),
+  /** Where failed logins land when the login did not name an error destination. */
+  errorRedirect: withDefault(str((s) => s.startsWith('/') || httpUrlProblem(s, { query: true }) === undefined
+    ? undefined : 'must be a path starting with / or an http(s) URL', { redact: redactUrl }), null),
 });
 
-const projectsSchema: Schema<Record<string, LoginProjectConfig>> = refine(
+export const projectsSchema = refine(
   record(projectSchema, (k) => PROJECT_NAME.test(k) ? undefined : 'project names use lower-case letters, digits and - (as CDF does)'),
-  (projects, path, ctx): Checked<Record<string, LoginProjectConfig>> => {
+  (projects, path, ctx) => {
     if (Object.keys(projects).length === 0) return report(ctx, path, 'required: at least one project');
-    let ok = true;
-    for (const [name, p] of Object.entries(projects)) {
-      if (!p.scopes.includes('openid')) {
-        report(ctx, childPath(childPath(path, name), 'scopes'), 'must include openid');
-        ok = false;
-      }
-    }
-    return ok ? Object.fromEntries(Object.entries(projects).map(([name, p]) => [name, { name, ...p }])) : INVALID;
+    /** Each project carries its name (the key under `login.projects`: the CDF project). */
+    return Object.fromEntries(Object.entries(projects).map(([name, p]) => [name, { name, ...p }]));
   },
 );
 
@@ -61,38 +64,51 @@ const redisUrl = str((s) => {
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return 'must be a redis:// or rediss:// URL';
   if (u.password !== '') return 'must not contain a password: use login.redis.password or passwordFile';
   return undefined;
-});
+}, { redact: redactUrl });
 
-const redisSchema: Schema<RedisConfig> = object({
+const redisSchema = object({
   url: required(redisUrl),
   password: secret(undefined, true),
   keyPrefix: withDefault(str(), 'cdf-gw:'),
 });
 
+const SESSION_STORES = ['cookie', 'redis'] as const;
+const sessionStore = oneOf(SESSION_STORES);
+
+/** `redis` follows `sessionStore`: required with `redis`, a contradiction with an explicit `cookie`. */
+function redisField(): Field<Infer<typeof redisSchema> | null> {
+  return {
+    keys: (name) => [name],
+    read(obj, name, path, ctx) {
+      const p = childPath(path, name);
+      const store = peek(sessionStore, obj.sessionStore, ctx);
+      if (isAbsent(obj[name])) return store === 'redis' ? report(ctx, p, 'required when sessionStore is redis') : null;
+      const r = redisSchema.check(obj[name], p, ctx);
+      if (r === INVALID) return INVALID;
+      return store === 'cookie' ? report(ctx, p, 'is set, but sessionStore is cookie: remove one of the two') : r;
+    },
+  };
+}
+
 const originList = array(refine(httpUrl({ path: false }), (s) => new URL(s).origin));
 
-export const loginSchema: Schema<LoginConfig> = refine(object({
+export const loginSchema = refine(object({
+  /** AES key material, newest first: seal with the first, open with any. Each ≥ 32 bytes. */
   cookieSecret: secretList(cookieSecretProblem),
+  /** Absolute session lifetime. */
   sessionTtlSec: withDefault(int({ min: 60, max: 30 * 86400 }), 28800),
   idleTimeoutSec: withDefault(int({ min: 60, max: 30 * 86400 }), 3600),
-  sessionStore: withDefault(oneOf(['cookie', 'redis'] as const), 'cookie' as const),
-  redis: withDefault(redisSchema, null),
+  /** Default: redis when `redis` is given, else cookie. */
+  sessionStore: withDefault(sessionStore, undefined),
+  redis: redisField(),
+  /** Origins (scheme://host[:port]) besides publicUrl's that redirects may go to. */
   allowedRedirectOrigins: withDefault(originList, [] as string[]),
+  /** Refresh the access token this long before exp. */
   refreshBeforeSec: withDefault(int({ min: 0, max: 3600 }), 60),
+  /** Lifetime of the login-flow cookie. */
   flowTtlSec: withDefault(int({ min: 30, max: Math.floor(MAX_TIMER_MS / 1000) }), 600),
   projects: required(projectsSchema),
-}), (l, path, ctx): Checked<LoginConfig> => {
-  let ok = true;
-  if (l.sessionStore === 'redis' && l.redis === null) {
-    report(ctx, childPath(path, 'redis'), 'required when sessionStore is redis');
-    ok = false;
-  }
-  for (const p of Object.values(l.projects)) {
-    if (p.errorRedirect !== null && !p.errorRedirect.startsWith('/') && httpUrlProblem(p.errorRedirect, { query: true }) !== undefined) {
-      report(ctx, `${path}.projects.${p.name}.errorRedirect`, 'must be a path starting with / or an http(s) URL');
-      ok = false;
-    }
-  }
-  const { cookieSecret, ...rest } = l;
-  return ok ? { cookieSecrets: cookieSecret, ...rest } : INVALID;
+}), (l) => {
+  const { cookieSecret, sessionStore: store, ...rest } = l;
+  return { cookieSecrets: cookieSecret, ...rest, sessionStore: store ?? (l.redis === null ? 'cookie' : 'redis') };
 });

@@ -31,8 +31,8 @@ export interface RouteTable {
   match(path: string): CompiledRoute | null;
 }
 
-/** Strips trailing '/'s: '/a/' → '/a', '/' → ''. */
-function normalisePrefix(p: string): string {
+/** Strips trailing '/'s: '/a/' → '/a', '/' → ''. The one prefix comparison (config checks use it too). */
+export function normalisePrefix(p: string): string {
   let e = p.length;
   while (e > 0 && p.charCodeAt(e - 1) === 0x2f) e--;
   return p.slice(0, e);

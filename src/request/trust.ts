@@ -16,35 +16,48 @@ export function normalizeAddress(address: string): string {
   return a;
 }
 
+export interface Cidr {
+  readonly address: string;
+  readonly family: 'ipv4' | 'ipv6';
+  /** null: a single address. */
+  readonly prefix: number | null;
+}
+
+/**
+ * Parses one `server.trustedProxies` entry: an IPv4 or IPv6 address, optionally `/prefix`.
+ * `::ffff:a.b.c.d` is the IPv4 address (`::ffff:10.0.0.0/104` is `10.0.0.0/8`). Throws TypeError
+ * whose message says what is wrong (config validation reports it at the key).
+ */
+export function parseCidr(text: string): Cidr {
+  const slash = text.indexOf('/');
+  const written = slash === -1 ? text : text.slice(0, slash);
+  if (written.includes('%') || isIP(written) === 0) {
+    throw new TypeError('must be an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)');
+  }
+  const address = normalizeAddress(written);
+  const family = isIP(address) === 4 ? 'ipv4' : 'ipv6';
+  if (slash === -1) return { address, family, prefix: null };
+  const bits = text.slice(slash + 1);
+  const max = isIP(written) === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) throw new TypeError(`prefix length must be between 0 and ${max}`);
+  const mapped = address !== written;
+  if (mapped && Number(bits) < 96) throw new TypeError('an IPv4-mapped address (::ffff:…) needs a prefix length between 96 and 128');
+  return { address, family, prefix: mapped ? Number(bits) - 96 : Number(bits) };
+}
+
 /**
  * Compile CIDRs and single addresses (IPv4 or IPv6) into a predicate over socket addresses.
  * IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`, as a dual-stack socket reports them) match IPv4
- * entries. An empty list gives a constant `false`. Throws TypeError on an entry that is not an
- * address or CIDR (config validation should have caught it).
+ * entries. An empty list gives a constant `false`. Throws TypeError on an entry parseCidr refuses
+ * (config validation should have caught it).
  */
 export function trustedProxyMatcher(cidrs: readonly string[]): (address: string) => boolean {
   if (cidrs.length === 0) return never;
   const list = new BlockList();
   for (const raw of cidrs) {
-    const entry = raw.trim();
-    const slash = entry.indexOf('/');
-    const addr = normalizeAddress(slash === -1 ? entry : entry.slice(0, slash));
-    const family = isIP(addr);
-    if (family === 0) throw new TypeError(`trusted proxy entry is not an IP address or CIDR: ${raw}`);
-    const type = family === 4 ? 'ipv4' : 'ipv6';
-    if (slash === -1) {
-      list.addAddress(addr, type);
-      continue;
-    }
-    const prefixText = entry.slice(slash + 1);
-    let prefix = Number(prefixText);
-    // `::ffff:10.0.0.0/104` is the IPv4 net 10.0.0.0/8 written as IPv6.
-    if (family === 4 && addr !== entry.slice(0, slash)) prefix -= 96;
-    const max = family === 4 ? 32 : 128;
-    if (!/^\d{1,3}$/.test(prefixText) || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-      throw new TypeError(`trusted proxy entry has a bad prefix length: ${raw}`);
-    }
-    list.addSubnet(addr, prefix, type);
+    const { address, family, prefix } = parseCidr(raw.trim());
+    if (prefix === null) list.addAddress(address, family);
+    else list.addSubnet(address, prefix, family);
   }
   return (address: string): boolean => {
     const a = normalizeAddress(address);

@@ -55,7 +55,7 @@ t.test('fills in every default', async (t) => {
     log: { level: 'info', accessLog: true },
     issuers: [{ issuer: 'https://idp.example', jwksUri: null, audiences: ['https://cdf.example'], algorithms: ['RS256'] }],
     tokens: {
-      jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000,
+      jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000, jwksMaxBytes: 1048576,
       clockToleranceSec: 30, maxTokenBytes: 12288, cacheSize: 10000,
     },
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
@@ -122,10 +122,10 @@ t.test('${NAME} substitution', async (t) => {
   });
 
   t.test('numbers and booleans must be valid after substitution; literal strings are not numbers', async (t) => {
-    oneProblem(t, cfg({ server: { port: '${PORT}' } }), 'server.port', 'must be an integer', { PORT: 'eighty' });
-    oneProblem(t, cfg({ server: { port: '${PORT}' } }), 'server.port', 'must be between 0 and 65535', { PORT: '70000' });
-    oneProblem(t, cfg({ server: { port: '8080' } }), 'server.port', 'must be an integer');
-    oneProblem(t, cfg({ log: { accessLog: '${A}' } }), 'log.accessLog', 'must be true or false', { A: 'yes' });
+    oneProblem(t, cfg({ server: { port: '${PORT}' } }), 'server.port', '"eighty" must be an integer', { PORT: 'eighty' });
+    oneProblem(t, cfg({ server: { port: '${PORT}' } }), 'server.port', '70000 must be between 0 and 65535', { PORT: '70000' });
+    oneProblem(t, cfg({ server: { port: '8080' } }), 'server.port', '"8080" must be an integer');
+    oneProblem(t, cfg({ log: { accessLog: '${A}' } }), 'log.accessLog', '"yes" must be true or false', { A: 'yes' });
   });
 });
 
@@ -207,7 +207,7 @@ t.test('reports every problem at once', async (t) => {
   } catch (e) {
     t.ok(e instanceof ConfigError);
     t.equal((e as Error).message,
-      'log.level: must be one of fatal, error, warn, info, debug, trace, silent\ntokens.clockToleranceSec: must be between 0 and 300',
+      'log.level: "loud" must be one of fatal, error, warn, info, debug, trace, silent\ntokens.clockToleranceSec: 301 must be between 0 and 300',
       'the message lists every problem, one per line');
   }
 });
@@ -241,11 +241,11 @@ t.test('issuers', async (t) => {
   t.test('issuer is an http(s) URL kept exactly as written', async (t) => {
     const c = parse(cfg({ issuers: [{ issuer: 'http://idp.example/tenant/', audiences: ['a'] }] }));
     t.equal(c.issuers[0]?.issuer, 'http://idp.example/tenant/');
-    oneProblem(t, cfg({ issuers: [{ issuer: 'ftp://idp.example', audiences: ['a'] }] }), 'issuers[0].issuer', 'must be an http(s) URL');
+    oneProblem(t, cfg({ issuers: [{ issuer: 'ftp://idp.example', audiences: ['a'] }] }), 'issuers[0].issuer', '"ftp://idp.example" must be an http(s) URL');
     oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example ', audiences: ['a'] }] }), 'issuers[0].issuer', /whitespace/);
-    oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example?x', audiences: ['a'] }] }), 'issuers[0].issuer', 'must not have a query');
+    oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example?x', audiences: ['a'] }] }), 'issuers[0].issuer', '"https://idp.example?x" must not have a query');
     oneProblem(t, cfg({ issuers: [{ issuer: 'https://u:p@idp.example', audiences: ['a'] }] }), 'issuers[0].issuer', /credentials/);
-    oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example', jwksUri: 'idp.example/jwks', audiences: ['a'] }] }), 'issuers[0].jwksUri', 'must be an http(s) URL');
+    oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example', jwksUri: 'idp.example/jwks', audiences: ['a'] }] }), 'issuers[0].jwksUri', '"idp.example/jwks" must be an http(s) URL');
   });
   t.test('audiences non-empty', async (t) => {
     oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example', audiences: [] }] }), 'issuers[0].audiences', 'must not be empty');
@@ -255,36 +255,35 @@ t.test('issuers', async (t) => {
   t.test('algorithms', async (t) => {
     const c = parse(cfg({ issuers: [{ issuer: 'https://idp.example', audiences: ['a'], algorithms: ['ES256', 'EdDSA'] }] }));
     t.strictSame(c.issuers[0]?.algorithms, ['ES256', 'EdDSA']);
-    const sym = 'symmetric and unsigned algorithms are never accepted';
+    const sym = (alg: string) => `"${alg}" is symmetric or unsigned: such algorithms are never accepted`;
     const ps = problems(cfg({ issuers: [{ issuer: 'https://idp.example', audiences: ['a'], algorithms: ['none', 'HS256', 'rs256'] }] }));
     t.strictSame(ps, [
-      { path: 'issuers[0].algorithms[0]', reason: sym },
-      { path: 'issuers[0].algorithms[1]', reason: sym },
-      { path: 'issuers[0].algorithms[2]', reason: 'must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA; did you mean RS256?' },
+      { path: 'issuers[0].algorithms[0]', reason: sym('none') },
+      { path: 'issuers[0].algorithms[1]', reason: sym('HS256') },
+      { path: 'issuers[0].algorithms[2]', reason: '"rs256" must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA; did you mean RS256?' },
     ]);
     oneProblem(t, cfg({ issuers: [{ issuer: 'https://idp.example', audiences: ['a'], algorithms: [] }] }), 'issuers[0].algorithms', 'must not be empty');
   });
   t.test('duplicates', async (t) => {
     const i = { issuer: 'https://idp.example', audiences: ['a'] };
-    oneProblem(t, cfg({ issuers: [i, { ...i, audiences: ['b'] }] }), 'issuers[1].issuer', 'duplicate issuer (also issuers[0])');
+    oneProblem(t, cfg({ issuers: [i, { ...i, audiences: ['b'] }] }), 'issuers[1].issuer', '"https://idp.example" is a duplicate issuer (also issuers[0])');
   });
 });
 
 t.test('tokens', async (t) => {
   const bad = (tokens: Obj, path: string, reason: string | RegExp) => oneProblem(t, cfg({ tokens }), path, reason);
-  bad({ clockToleranceSec: 301 }, 'tokens.clockToleranceSec', 'must be between 0 and 300');
-  bad({ clockToleranceSec: -1 }, 'tokens.clockToleranceSec', 'must be between 0 and 300');
-  bad({ clockToleranceSec: 1.5 }, 'tokens.clockToleranceSec', 'must be an integer');
+  bad({ clockToleranceSec: 301 }, 'tokens.clockToleranceSec', '301 must be between 0 and 300');
+  bad({ clockToleranceSec: -1 }, 'tokens.clockToleranceSec', '-1 must be between 0 and 300');
+  bad({ clockToleranceSec: 1.5 }, 'tokens.clockToleranceSec', '1.5 must be an integer');
   bad({ jwksTimeoutMs: 0 }, 'tokens.jwksTimeoutMs', /between 1 and/);
-  bad({ jwksCacheMaxAgeMs: 3_000_000_000 }, 'tokens.jwksCacheMaxAgeMs', 'must be between 1 and 2147483647');
-  bad({ jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 599999 }, 'tokens.jwksMaxStaleMs', 'must be at least tokens.jwksCacheMaxAgeMs');
-  bad({ maxTokenBytes: 511 }, 'tokens.maxTokenBytes', 'must be between 512 and 65536');
-  bad({ maxTokenBytes: 65537 }, 'tokens.maxTokenBytes', 'must be between 512 and 65536');
+  bad({ jwksCacheMaxAgeMs: 3_000_000_000 }, 'tokens.jwksCacheMaxAgeMs', '3000000000 must be between 1 and 2147483647');
+  bad({ jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 599999 }, 'tokens.jwksMaxStaleMs', '599999 must be at least tokens.jwksCacheMaxAgeMs (600000)');
+  bad({ maxTokenBytes: 511 }, 'tokens.maxTokenBytes', '511 must be between 512 and 65536');
+  bad({ maxTokenBytes: 65537 }, 'tokens.maxTokenBytes', '65537 must be between 512 and 65536');
   bad({ cacheSize: -1 }, 'tokens.cacheSize', /between 0 and/);
-  bad({ jwksTimeoutMs: '1000' }, 'tokens.jwksTimeoutMs', 'must be an integer');
+  bad({ jwksTimeoutMs: '1000' }, 'tokens.jwksTimeoutMs', '"1000" must be an integer');
   oneProblem(t, cfg({ tokens: { maxTokenBytes: 4096 }, server: { maxHeaderBytes: 4096 } }), 'tokens.maxTokenBytes',
-    'must be less than server.maxHeaderBytes (4096)');
-  oneProblem(t, cfg({ tokens: { maxTokenBytes: 40000 } }), 'tokens.maxTokenBytes', 'must be less than server.maxHeaderBytes (32768)');
+    '4096 must be less than server.maxHeaderBytes (4096)');
   const c = parse(cfg({ tokens: { cacheSize: 0, jwksCooldownMs: 0, clockToleranceSec: 0, jwksMaxStaleMs: 600000 } }));
   t.equal(c.tokens.cacheSize, 0);
   t.equal(c.tokens.jwksMaxStaleMs, 600000, 'jwksMaxStaleMs may equal jwksCacheMaxAgeMs');
@@ -294,10 +293,15 @@ t.test('upstreams', async (t) => {
   const url = (u: string) => withUpstream({ url: u, credentials: { type: 'user-token' } });
   t.equal(parse(url('http://127.0.0.1:5000/')).upstreams.cdf?.url, 'http://127.0.0.1:5000', 'trailing slash removed');
   t.equal(parse(url('https://Svc.Example:443/api/v1/')).upstreams.cdf?.url, 'https://svc.example/api/v1');
-  oneProblem(t, url('http://127.0.0.1:5000/?a=1'), 'upstreams.cdf.url', 'must not have a query');
-  oneProblem(t, url('http://127.0.0.1:5000/#x'), 'upstreams.cdf.url', 'must not have a fragment');
-  oneProblem(t, url('http://user:pw@127.0.0.1:5000'), 'upstreams.cdf.url', 'must not contain credentials (user:password@)');
-  oneProblem(t, url('ws://127.0.0.1:5000'), 'upstreams.cdf.url', 'must be an http(s) URL');
+  oneProblem(t, url('http://127.0.0.1:5000/?a=1'), 'upstreams.cdf.url', '"http://127.0.0.1:5000/?a=1" must not have a query');
+  oneProblem(t, url('http://127.0.0.1:5000/#x'), 'upstreams.cdf.url', '"http://127.0.0.1:5000/#x" must not have a fragment');
+  oneProblem(t, url('http://user:pw@127.0.0.1:5000'), 'upstreams.cdf.url', '"http://***@127.0.0.1:5000" must not contain credentials (user:password@)');
+  oneProblem(t, url('http://a.example/a//b'), 'upstreams.cdf.url', '"http://a.example/a//b" has an unusable base path: must not contain empty segments (//)');
+  oneProblem(t, url('http://a.example/%41/b'), 'upstreams.cdf.url',
+    '"http://a.example/%41/b" has an unusable base path: must be a canonical path (non-canonical or forbidden percent-encoding)',
+    {}, undefined);
+  t.equal(parse(url('http://a.example/a%20b/')).upstreams.cdf?.url, 'http://a.example/a%20b', 'canonical percent-encoding is fine');
+  oneProblem(t, url('ws://127.0.0.1:5000'), 'upstreams.cdf.url', '"ws://127.0.0.1:5000" must be an http(s) URL');
   oneProblem(t, withUpstream({ url: 'http://a.example', timeoutMs: 0, credentials: { type: 'none' } }), 'upstreams.cdf.timeoutMs', /between 1 and/);
   oneProblem(t, withUpstream({ url: 'http://a.example' }), 'upstreams.cdf.credentials', /^required/);
   oneProblem(t, withUpstream({ url: 'http://a.example', credentials: {} }), 'upstreams.cdf.credentials.type',
@@ -309,7 +313,7 @@ t.test('upstreams', async (t) => {
   t.test('api-key header', async (t) => {
     const key = (header: string) => withUpstream({ url: 'http://a.example', credentials: { type: 'api-key', header, value: 'k' } });
     t.equal((parse(key('X-API-Key')).upstreams.cdf?.credentials as { header: string }).header, 'x-api-key', 'lower-cased');
-    oneProblem(t, key('bad header'), 'upstreams.cdf.credentials.header', 'must be a valid header name');
+    oneProblem(t, key('bad header'), 'upstreams.cdf.credentials.header', '"bad header" must be a valid header name');
     for (const h of ['Connection', 'host', 'Transfer-Encoding', 'upgrade', 'X-Auth-Request-User']) {
       oneProblem(t, key(h), 'upstreams.cdf.credentials.header', /must not be a hop-by-hop, host/);
     }
@@ -322,9 +326,9 @@ t.test('upstreams', async (t) => {
     });
     const c = parse(cc({ scopes: ['a', 'b'], resource: 'https://cdf.example', audience: 'aud', tokenEndpointAuthMethod: 'client_secret_post', renewBeforeSec: 0, timeoutMs: 100 }));
     t.match(c.upstreams.cdf?.credentials, { scopes: ['a', 'b'], resource: 'https://cdf.example', audience: 'aud', tokenEndpointAuthMethod: 'client_secret_post', renewBeforeSec: 0, timeoutMs: 100 });
-    oneProblem(t, cc({ tokenUrl: 'token' }), 'upstreams.cdf.credentials.tokenUrl', 'must be an http(s) URL');
+    oneProblem(t, cc({ tokenUrl: 'token' }), 'upstreams.cdf.credentials.tokenUrl', '"token" must be an http(s) URL');
     oneProblem(t, cc({ tokenEndpointAuthMethod: 'private_key_jwt' }), 'upstreams.cdf.credentials.tokenEndpointAuthMethod', /must be one of client_secret_basic, client_secret_post/);
-    oneProblem(t, cc({ clientId: 1234 }), 'upstreams.cdf.credentials.clientId', 'must be a string (put it in quotes)');
+    oneProblem(t, cc({ clientId: 1234 }), 'upstreams.cdf.credentials.clientId', '1234 must be a string (put it in quotes)');
     oneProblem(t, cc({ scopes: ['a b'] }), 'upstreams.cdf.credentials.scopes[0]', /must not contain spaces/);
     oneProblem(t, cc({ timeoutMs: -5 }), 'upstreams.cdf.credentials.timeoutMs', /between 1 and/);
   });
@@ -334,7 +338,7 @@ t.test('routes', async (t) => {
   const r = (over: Obj): Obj => ({ prefix: '/api/', upstream: 'cdf', allow: [{}], ...over });
 
   t.test('prefix and rewritePrefix must be canonical', async (t) => {
-    const cases: Array<[string, string | RegExp]> = [
+    const cases: Array<[string, string]> = [
       ['api', 'must start with /'],
       ['/a//b', 'must not contain empty segments (//)'],
       ['/a/./b', 'must not contain . or .. segments'],
@@ -350,8 +354,9 @@ t.test('routes', async (t) => {
       ['/café', 'must contain only ASCII characters'],
     ];
     for (const [prefix, reason] of cases) {
-      oneProblem(t, withRoutes(r({ prefix })), 'routes[0].prefix', reason);
-      oneProblem(t, withRoutes(r({ rewritePrefix: prefix })), 'routes[0].rewritePrefix', reason);
+      const named = `${JSON.stringify(prefix)} ${String(reason)}`;
+      oneProblem(t, withRoutes(r({ prefix })), 'routes[0].prefix', named);
+      oneProblem(t, withRoutes(r({ rewritePrefix: prefix })), 'routes[0].rewritePrefix', named);
     }
     const c = parse(withRoutes(r({ prefix: '/apps/legacy/', rewritePrefix: '/' }), r({ prefix: '/x;v=1/.well-known/a:b@c' })));
     t.equal(c.routes[0]?.rewritePrefix, '/');
@@ -359,7 +364,7 @@ t.test('routes', async (t) => {
   });
 
   t.test('upstream must name an upstream', async (t) => {
-    oneProblem(t, withRoutes(r({ upstream: 'cfd' })), 'routes[0].upstream', 'must name one of the upstreams (cdf)');
+    oneProblem(t, withRoutes(r({ upstream: 'cfd' })), 'routes[0].upstream', '"cfd" is not one of the upstreams (cdf)');
     oneProblem(t, withRoutes(r({ upstream: undefined })), 'routes[0].upstream', 'required');
   });
 
@@ -368,7 +373,7 @@ t.test('routes', async (t) => {
     oneProblem(t, withRoutes(r({ allow: undefined })), 'routes[0].allow', required);
     oneProblem(t, withRoutes(r({ allow: [] })), 'routes[0].allow', required);
     oneProblem(t, withRoutes(r({ public: true })), 'routes[0].allow', 'a public route must not have allow rules');
-    oneProblem(t, withRoutes(r({ public: 'yes', allow: undefined })), 'routes[0].public', 'must be true or false');
+    oneProblem(t, withRoutes(r({ public: 'yes', allow: undefined })), 'routes[0].public', '"yes" must be true or false');
     const c = parse(withRoutes({ prefix: '/status', upstream: 'cdf', public: true }));
     t.equal(c.routes[0]?.public, true);
   });
@@ -376,15 +381,15 @@ t.test('routes', async (t) => {
   t.test('allow rules', async (t) => {
     const c = parse(withRoutes(r({ allow: [{ methods: ['get', 'Head'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'] }] })));
     t.strictSame(c.routes[0]?.allow, [{ methods: ['GET', 'HEAD'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'] }]);
-    oneProblem(t, withRoutes(r({ allow: [{ methods: ['GE T'] }] })), 'routes[0].allow[0].methods[0]', 'must be an HTTP method name');
+    oneProblem(t, withRoutes(r({ allow: [{ methods: ['GE T'] }] })), 'routes[0].allow[0].methods[0]', '"GE T" must be an HTTP method name');
     oneProblem(t, withRoutes(r({ allow: [{ groups: [] }] })), 'routes[0].allow[0].groups', 'must not be empty');
-    oneProblem(t, withRoutes(r({ allow: [{ subjects: 'alice' }] })), 'routes[0].allow[0].subjects', 'must be a list');
-    oneProblem(t, withRoutes(r({ allow: [{ scopes: [5] }] })), 'routes[0].allow[0].scopes[0]', 'must be a string (put it in quotes)');
+    oneProblem(t, withRoutes(r({ allow: [{ subjects: 'alice' }] })), 'routes[0].allow[0].subjects', '"alice" must be a list');
+    oneProblem(t, withRoutes(r({ allow: [{ scopes: [5] }] })), 'routes[0].allow[0].scopes[0]', '5 must be a string (put it in quotes)');
   });
 
   t.test('duplicate prefixes (a trailing / changes nothing)', async (t) => {
-    oneProblem(t, withRoutes(r({ prefix: '/api' }), r({ prefix: '/other' }), r({ prefix: '/api/' })), 'routes[2].prefix', 'duplicate prefix (also routes[0])');
-    oneProblem(t, withRoutes(r({ prefix: '/' }), r({ prefix: '/' })), 'routes[1].prefix', 'duplicate prefix (also routes[0])');
+    oneProblem(t, withRoutes(r({ prefix: '/api' }), r({ prefix: '/other' }), r({ prefix: '/api/' })), 'routes[2].prefix', '"/api/" is a duplicate prefix (also routes[0])');
+    oneProblem(t, withRoutes(r({ prefix: '/' }), r({ prefix: '/' })), 'routes[1].prefix', '"/" is a duplicate prefix (also routes[0])');
     t.equal(parse(withRoutes(r({ prefix: '/' }), r({ prefix: '/api' }))).routes.length, 2);
   });
 });
@@ -402,22 +407,22 @@ t.test('server, admin, log', async (t) => {
   t.strictSame(c.log, { level: 'debug', accessLog: false });
   t.equal(parse(cfg({ server: { publicUrl: 'https://GW.example/' } })).server.publicUrl, 'https://gw.example', 'stored as an origin');
 
-  oneProblem(t, cfg({ server: { port: 65536 } }), 'server.port', 'must be between 0 and 65535');
+  oneProblem(t, cfg({ server: { port: 65536 } }), 'server.port', '65536 must be between 0 and 65535');
   oneProblem(t, cfg({ server: { publicUrl: 'https://gw.example/app' } }), 'server.publicUrl', /must be an origin/);
-  oneProblem(t, cfg({ server: { host: 'bad host' } }), 'server.host', 'must be an IP address or a host name');
+  oneProblem(t, cfg({ server: { host: 'bad host' } }), 'server.host', '"bad host" must be an IP address or a host name');
   oneProblem(t, cfg({ server: { maxBodyBytes: 0 } }), 'server.maxBodyBytes', /at least 1/);
   oneProblem(t, cfg({ server: { headersTimeoutMs: 0 } }), 'server.headersTimeoutMs', /between 1 and/);
-  oneProblem(t, cfg({ server: { requestTimeoutMs: 5000 } }), 'server.headersTimeoutMs', 'must not exceed server.requestTimeoutMs when that is set');
+  oneProblem(t, cfg({ server: { requestTimeoutMs: 5000, headersTimeoutMs: 6000 } }), 'server.headersTimeoutMs', '6000 must not exceed server.requestTimeoutMs (5000)');
   const ps = problems(cfg({ server: { trustedProxies: ['10.0.0.0/33', 'nope', '::/129', '10.0.0.1/x', '10.0.0.0/'] } }));
   t.strictSame(paths(ps), [0, 1, 2, 3, 4].map((i) => `server.trustedProxies[${i}]`));
   t.match(ps[0]?.reason, /between 0 and 32/);
   t.match(ps[2]?.reason, /between 0 and 128/);
-  oneProblem(t, cfg({ admin: { port: 8080 } }), 'admin.port', 'must differ from server.port (8080) on the same host');
+  oneProblem(t, cfg({ server: { port: 8080 }, admin: { port: 8080 } }), 'admin.port', '8080 must differ from server.port (8080) on the same host');
   oneProblem(t, cfg({ server: { host: '0.0.0.0', port: 9000 }, admin: { port: 9000 } }), 'admin.port', /must differ/);
   t.equal(parse(cfg({ server: { host: '127.0.0.1', port: 9000 }, admin: { host: '127.0.0.2', port: 9000 } })).admin.port, 9000, 'different hosts may share a port');
   t.equal(parse(cfg({ server: { port: 0 }, admin: { port: 0 } })).admin.port, 0, 'two ephemeral ports never clash');
   oneProblem(t, cfg({ log: { level: 'verbose' } }), 'log.level', /must be one of fatal/);
-  oneProblem(t, cfg({ log: { accessLog: 'yes' } }), 'log.accessLog', 'must be true or false');
+  oneProblem(t, cfg({ log: { accessLog: 'yes' } }), 'log.accessLog', '"yes" must be true or false');
   oneProblem(t, cfg({ server: [] }), 'server', 'must be a mapping');
 });
 

@@ -1,7 +1,8 @@
 import t from 'tap';
 import {
-  INVALID, canonicalPathProblem, cidrProblem, httpUrlProblem, substitute, suggest, type Context,
+  INVALID, canonicalPathProblem, cidrProblem, httpUrlProblem, redactUrl, show, substitute, suggest, type Context,
 } from '../../src/config/schema.js';
+import { problems, withSections } from '../fixtures/config.js';
 
 const ctx = (env: Record<string, string | undefined> = {}): Context => ({ env, baseDir: '/', problems: [] });
 
@@ -43,6 +44,9 @@ t.test('cidrProblem', async (t) => {
   for (const bad of ['10.0.0.0/33', '10.0.0/8', '::/129', 'fe80::1%eth0', '10.0.0.0/+8', '10.0.0.0/08x', 'localhost', '']) {
     t.type(cidrProblem(bad), 'string', bad);
   }
+  t.equal(cidrProblem('::ffff:10.0.0.0/8'), 'an IPv4-mapped address (::ffff:…) needs a prefix length between 96 and 128',
+    'what the proxy matcher cannot use, the config refuses');
+  t.equal(cidrProblem('::ffff:10.0.0.0/104'), undefined);
 });
 
 t.test('httpUrlProblem', async (t) => {
@@ -54,4 +58,21 @@ t.test('httpUrlProblem', async (t) => {
   t.equal(httpUrlProblem('https://a.example/x?y=1'), 'must not have a query');
   t.equal(httpUrlProblem('https://a.example/x', { path: false }), 'must be an origin (scheme, host and port; no path)');
   t.equal(httpUrlProblem(' https://a.example'), 'must not contain whitespace or control characters');
+});
+
+t.test('a problem quotes the value it refuses, never a secret', async (t) => {
+  t.equal(show('x'.repeat(100)), JSON.stringify(`${'x'.repeat(77)}…`), 'long values are shortened');
+  t.equal(show(42), '42');
+  t.equal(redactUrl('https://user:pw@idp.example/x@y'), 'https://***@idp.example/x@y');
+  t.equal(redactUrl('https://idp.example/x@y'), 'https://idp.example/x@y', 'an @ in the path is not a credential');
+  const cc = (creds: Record<string, unknown>) => withSections({ upstreams: { cdf: { url: 'http://a.example', credentials: {
+    type: 'client-credentials', tokenUrl: 'https://u:hunter2@idp.example/token', clientId: 'svc', ...creds } } } });
+  const ps = problems(cc({ clientSecret: 12345678 }));
+  t.strictSame(ps, [
+    { path: 'upstreams.cdf.credentials.tokenUrl', reason: '"https://***@idp.example/token" must not contain credentials (user:password@)' },
+    { path: 'upstreams.cdf.credentials.clientSecret', reason: 'must be a string (put it in quotes)' },
+  ]);
+  const key = problems(withSections({ upstreams: { cdf: { url: 'http://a.example', credentials: { type: 'api-key', value: 'sekrit\nX: 1' } } } }));
+  t.strictSame(key, [{ path: 'upstreams.cdf.credentials.value', reason: 'must not contain control characters' }]);
+  t.notMatch(JSON.stringify([...ps, ...key]), /hunter2|12345678|sekrit/);
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { normalizeAddress, trustedProxyMatcher } from '../../src/request/trust.js';
+import { normalizeAddress, parseCidr, trustedProxyMatcher } from '../../src/request/trust.js';
 
 t.test('empty list trusts nobody', async (t) => {
   const m = trustedProxyMatcher([]);
@@ -54,4 +54,13 @@ t.test('normalizeAddress', async (t) => {
   t.equal(normalizeAddress('::ffff:7f00:1'), '::ffff:7f00:1');
   t.equal(normalizeAddress('fe80::1%lo0'), 'fe80::1');
   t.equal(normalizeAddress('10.0.0.1'), '10.0.0.1');
+});
+
+t.test('parseCidr: the one parser for trusted proxy entries (config checks use it too)', async (t) => {
+  t.strictSame(parseCidr('10.0.0.0/8'), { address: '10.0.0.0', family: 'ipv4', prefix: 8 });
+  t.strictSame(parseCidr('2001:db8::1'), { address: '2001:db8::1', family: 'ipv6', prefix: null });
+  t.strictSame(parseCidr('::ffff:10.1.0.0/112'), { address: '10.1.0.0', family: 'ipv4', prefix: 16 }, 'IPv4-mapped is IPv4');
+  for (const bad of ['::ffff:10.0.0.0/8', 'fe80::1%eth0', '10.0.0.0/08x', ' 10.0.0.1']) {
+    t.throws(() => parseCidr(bad), TypeError, bad);
+  }
 });

@@ -1,0 +1,89 @@
+// Defaults that depend on other keys. A default never contradicts a value the user did set: it
+// adapts to it, so only two explicitly set values can conflict (relations.ts reports those).
+// `Explicit` holds the values as written (undefined: not set, or itself invalid).
+
+export interface Explicit {
+  readonly server: {
+    readonly host: string | undefined;
+    readonly port: number | undefined;
+    readonly maxHeaderBytes: number | undefined;
+    readonly headersTimeoutMs: number | undefined;
+    readonly requestTimeoutMs: number | undefined;
+  };
+  readonly admin: { readonly host: string | undefined; readonly port: number | undefined };
+  readonly tokens: {
+    readonly maxTokenBytes: number | undefined;
+    readonly jwksCacheMaxAgeMs: number | undefined;
+    readonly jwksMaxStaleMs: number | undefined;
+  };
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_SERVER_PORT = 8080;
+export const DEFAULT_ADMIN_PORT = 9090;
+export const DEFAULT_MAX_HEADER_BYTES = 32768;
+export const DEFAULT_MAX_TOKEN_BYTES = 12288;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10000;
+export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 600_000;
+export const DEFAULT_JWKS_MAX_STALE_MS = 3_600_000;
+
+/** 0.0.0.0 and :: listen on every address, so they clash with any host on the same port. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
+
+/** Whether two listeners would try to bind the same address and port (0 is always a fresh port). */
+export function listenersClash(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+}
+
+/** server.port: 8080, or 8081 when admin.port is set to 8080 on the same host. */
+export function serverPort(set: Explicit): number {
+  if (set.server.port !== undefined) return set.server.port;
+  const admin = { host: set.admin.host ?? DEFAULT_HOST, port: set.admin.port ?? DEFAULT_ADMIN_PORT };
+  const clash = listenersClash({ host: set.server.host ?? DEFAULT_HOST, port: DEFAULT_SERVER_PORT }, admin);
+  return clash ? DEFAULT_SERVER_PORT + 1 : DEFAULT_SERVER_PORT;
+}
+
+/** admin.port: 9090, or 9091 when the server listens on 9090 on the same host. */
+export function adminPort(set: Explicit): number {
+  if (set.admin.port !== undefined) return set.admin.port;
+  const server = { host: set.server.host ?? DEFAULT_HOST, port: serverPort(set) };
+  const clash = listenersClash({ host: set.admin.host ?? DEFAULT_HOST, port: DEFAULT_ADMIN_PORT }, server);
+  return clash ? DEFAULT_ADMIN_PORT + 1 : DEFAULT_ADMIN_PORT;
+}
+
+/**
+ * tokens.maxTokenBytes: 12288, but at most three quarters of a smaller server.maxHeaderBytes: the
+ * token travels in the header block, and the rest of the request head needs room too.
+ */
+export function maxTokenBytes(set: Explicit): number {
+  if (set.tokens.maxTokenBytes !== undefined) return set.tokens.maxTokenBytes;
+  const header = set.server.maxHeaderBytes;
+  return header === undefined ? DEFAULT_MAX_TOKEN_BYTES : Math.min(DEFAULT_MAX_TOKEN_BYTES, Math.floor((header * 3) / 4));
+}
+
+/** server.maxHeaderBytes: 32768, or room for a larger tokens.maxTokenBytes plus a third (whole KiB). */
+export function maxHeaderBytes(set: Explicit): number {
+  if (set.server.maxHeaderBytes !== undefined) return set.server.maxHeaderBytes;
+  const token = set.tokens.maxTokenBytes;
+  if (token === undefined) return DEFAULT_MAX_HEADER_BYTES;
+  return Math.max(DEFAULT_MAX_HEADER_BYTES, Math.ceil((token * 4) / 3 / 1024) * 1024);
+}
+
+/** server.headersTimeoutMs: 10000, but no more than a smaller, non-zero requestTimeoutMs. */
+export function headersTimeoutMs(set: Explicit): number {
+  if (set.server.headersTimeoutMs !== undefined) return set.server.headersTimeoutMs;
+  const whole = set.server.requestTimeoutMs ?? 0;
+  return whole > 0 ? Math.min(DEFAULT_HEADERS_TIMEOUT_MS, whole) : DEFAULT_HEADERS_TIMEOUT_MS;
+}
+
+/** tokens.jwksCacheMaxAgeMs: 600000, but no more than a smaller jwksMaxStaleMs. */
+export function jwksCacheMaxAgeMs(set: Explicit): number {
+  const { jwksCacheMaxAgeMs: age, jwksMaxStaleMs: stale } = set.tokens;
+  return age ?? Math.min(DEFAULT_JWKS_CACHE_MAX_AGE_MS, stale ?? Infinity);
+}
+
+/** tokens.jwksMaxStaleMs: 3600000, but at least a larger jwksCacheMaxAgeMs. */
+export function jwksMaxStaleMs(set: Explicit): number {
+  const { jwksCacheMaxAgeMs: age, jwksMaxStaleMs: stale } = set.tokens;
+  return stale ?? Math.max(DEFAULT_JWKS_MAX_STALE_MS, age ?? 0);
+}
