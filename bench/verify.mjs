@@ -40,7 +40,7 @@ for (let i = 0; i < N; i++) {
 }
 
 const tokensConfig = {
-  jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000,
+  jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000, jwksMaxBytes: 1048576,
   clockToleranceSec: 30, maxTokenBytes: 12288,
 };
 const issuers = [{ issuer: ISS, jwksUri: `${ISS}/jwks`, audiences: [AUD], algorithms: ['RS256'] }];

@@ -174,3 +174,13 @@ export function errorBody(status: number, message: string): string {
 export function isAuthenticationFailure(err: GatewayError): boolean {
   return err instanceof InvalidTokenError || err instanceof MissingTokenError;
 }
+
+/** A response body from an IdP (key set, discovery, token endpoint) exceeded its size limit. Internal: never answered as is. */
+export class ResponseTooLargeError extends Error {
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`response body larger than ${limit} bytes`);
+    this.name = 'ResponseTooLargeError';
+    this.limit = limit;
+  }
+}

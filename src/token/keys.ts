@@ -6,14 +6,15 @@
 // `redirect: manual`, and JWKS shape validation. It is configured so that it never decides on
 // its own (cacheMaxAge Infinity, cooldown 0) and we only ever call its reload() and jwks(); all
 // timing decisions are made by decide() below, on our injected clock.
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createRemoteJWKSet, customFetch, errors as joseErrors, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
-import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
+import { boundedFetch } from '../bounded-fetch.js';
+import { InvalidTokenError, KeysUnavailableError, ResponseTooLargeError } from '../errors.js';
 import type { FetchOutcome, Metrics } from '../metrics.js';
+import { jwkToEntry, keyFitsAlg, type KeyEntry } from './jwk.js';
 
 // ---------------------------------------------------------------------------------------------
 // The timing policy, as one pure function.
@@ -22,8 +23,12 @@ import type { FetchOutcome, Metrics } from '../metrics.js';
 export interface KeyState {
   /** Completion time of the last successful fetch; null: never fetched successfully. */
   readonly lastSuccessAt: number | null;
-  /** Start time of the last fetch attempt (successful or not); null: never attempted. */
-  readonly lastAttemptAt: number | null;
+  /**
+   * Start time of the last fetch that started the cooldown: one an unknown kid triggered, or one
+   * that failed. A successful routine fetch (start-up, stale set, background) does not count,
+   * so a key rotated in right after it is picked up at once. null: none yet.
+   */
+  readonly cooldownFrom: number | null;
   /** A fetch is in flight (joining it costs the IdP nothing). */
   readonly fetching: boolean;
 }
@@ -33,7 +38,7 @@ export interface TimingPolicy {
   readonly cacheMaxAgeMs: number;
   /** A key set older than this is not used at all (ms). */
   readonly maxStaleMs: number;
-  /** At most one fetch per this period, counted from the last attempt (ms). */
+  /** At most one fetch per this period, counted from `cooldownFrom` (ms). */
   readonly cooldownMs: number;
 }
 
@@ -49,8 +54,8 @@ export interface Decision {
  * request can only succeed after a refetch (unknown kid, rotation).
  *
  * - usable ⇔ fetched successfully and age ≤ maxStaleMs (exactly at maxStale: still usable).
- * - A fetch may start when none was ever attempted or the last attempt is ≥ cooldownMs ago;
- *   joining a fetch already in flight is always allowed.
+ * - A fetch may start when no cooldown was started or it started ≥ cooldownMs ago; joining a
+ *   fetch already in flight is always allowed.
  * - Not usable, or kid not found: await a fetch if one may start/is running, else answer now
  *   (503 or 401 unknown_kid) without touching the IdP.
  * - Usable and found: when age > cacheMaxAgeMs refresh in the background (subject to the same
@@ -59,7 +64,7 @@ export interface Decision {
 export function decide(state: KeyState, now: number, policy: TimingPolicy, kidFound: boolean): Decision {
   const age = state.lastSuccessAt === null ? null : now - state.lastSuccessAt;
   const usable = age !== null && age <= policy.maxStaleMs;
-  const mayStart = state.lastAttemptAt === null || now - state.lastAttemptAt >= policy.cooldownMs;
+  const mayStart = state.cooldownFrom === null || now - state.cooldownFrom >= policy.cooldownMs;
   if (!usable || !kidFound) {
     return { usable, refresh: state.fetching || mayStart ? 'await' : 'none' };
   }
@@ -67,82 +72,6 @@ export function decide(state: KeyState, now: number, policy: TimingPolicy, kidFo
     return { usable, refresh: 'background' };
   }
   return { usable, refresh: 'none' };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Keys.
-
-/** A verification key from the issuer's JWKS. Reused across fetches while its JWK is unchanged. */
-export interface KeyEntry {
-  readonly kid: string | undefined;
-  /** The JWK's `alg`, when it names one: then only that algorithm may use the key. */
-  readonly alg: string | undefined;
-  /** RSA | EC (P-256, P-384, P-521) | OKP (Ed25519). */
-  readonly kty: 'RSA' | 'EC' | 'OKP';
-  readonly crv: string | undefined;
-  readonly key: KeyObject;
-  /** Identity of the JWK material (kid, alg, use, kty and public parameters). */
-  readonly fingerprint: string;
-}
-
-const EC_CURVES: Readonly<Record<string, string>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' };
-const MIN_RSA_BITS = 2048;
-
-/** Whether `entry` may verify a signature made with `alg`. */
-export function keyFitsAlg(entry: KeyEntry, alg: string): boolean {
-  if (entry.alg !== undefined && entry.alg !== alg) return false;
-  switch (entry.kty) {
-    case 'RSA': return alg.startsWith('RS') || alg.startsWith('PS');
-    case 'EC': return entry.crv !== undefined && EC_CURVES[entry.crv] === alg;
-    case 'OKP': return alg === 'EdDSA' && entry.crv === 'Ed25519';
-  }
-}
-
-const str = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-
-/**
- * JWK → KeyEntry, or null for keys we never use: `use` other than sig, `key_ops` without
- * verify, symmetric (oct), private (has `d`), unsupported types/curves, RSA under 2048 bits,
- * material node:crypto refuses.
- */
-export function jwkToEntry(jwk: JWK, previous?: ReadonlyMap<string, KeyEntry>): KeyEntry | null {
-  if (jwk === null || typeof jwk !== 'object') return null;
-  if (jwk.use !== undefined && jwk.use !== 'sig') return null;
-  if (jwk.key_ops !== undefined && (!Array.isArray(jwk.key_ops) || !jwk.key_ops.includes('verify'))) return null;
-  if ('d' in jwk) return null;
-  if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return null;
-  if (jwk.alg !== undefined && typeof jwk.alg !== 'string') return null;
-  let material: Record<string, string>;
-  switch (jwk.kty) {
-    case 'RSA':
-      if (!str(jwk.n) || !str(jwk.e)) return null;
-      material = { kty: 'RSA', n: jwk.n, e: jwk.e };
-      break;
-    case 'EC':
-      if (!str(jwk.crv) || EC_CURVES[jwk.crv] === undefined || !str(jwk.x) || !str(jwk.y)) return null;
-      material = { kty: 'EC', crv: jwk.crv, x: jwk.x, y: jwk.y };
-      break;
-    case 'OKP':
-      if (jwk.crv !== 'Ed25519' || !str(jwk.x)) return null;
-      material = { kty: 'OKP', crv: jwk.crv, x: jwk.x };
-      break;
-    default:
-      return null;
-  }
-  const fingerprint = JSON.stringify([jwk.kid ?? null, jwk.alg ?? null, material]);
-  const reused = previous?.get(fingerprint);
-  if (reused !== undefined) return reused;
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: material as import('node:crypto').JsonWebKey, format: 'jwk' });
-  } catch {
-    return null;
-  }
-  if (key.type !== 'public') return null;
-  if (material.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return null;
-  return Object.freeze({
-    kid: jwk.kid, alg: jwk.alg, kty: material.kty as KeyEntry['kty'], crv: material.crv, key, fingerprint,
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,6 +98,7 @@ export class IssuerKeys {
   private readonly timeoutMs: number;
   private readonly policy: TimingPolicy;
   private readonly deps: IssuerKeysDeps;
+  private readonly fetchBounded: typeof fetch;
 
   private jwksUri: string | null;
   private remote: RemoteSet | null = null;
@@ -179,7 +109,7 @@ export class IssuerKeys {
   private lastSetText: string | null = null;
 
   private lastSuccessAt: number | null = null;
-  private lastAttemptAt: number | null = null;
+  private cooldownFrom: number | null = null;
   private lastError: string | null = null;
   private pending: Promise<void> | null = null;
   private closed = false;
@@ -188,6 +118,8 @@ export class IssuerKeys {
     this.issuer = config.issuer;
     this.jwksUri = config.jwksUri;
     this.timeoutMs = Math.max(0, Math.ceil(tokens.jwksTimeoutMs)); // jose wants an integer
+    // Key set and discovery bodies are cut off at jwksMaxBytes while they are read.
+    this.fetchBounded = boundedFetch(tokens.jwksMaxBytes, deps.fetch ?? ((input, init) => fetch(input, init)));
     this.policy = {
       cacheMaxAgeMs: tokens.jwksCacheMaxAgeMs,
       maxStaleMs: tokens.jwksMaxStaleMs,
@@ -197,7 +129,7 @@ export class IssuerKeys {
   }
 
   private state(): KeyState {
-    return { lastSuccessAt: this.lastSuccessAt, lastAttemptAt: this.lastAttemptAt, fetching: this.pending !== null };
+    return { lastSuccessAt: this.lastSuccessAt, cooldownFrom: this.cooldownFrom, fetching: this.pending !== null };
   }
 
   /** The keys of the current set that can verify `alg` with this `kid` (undefined: token has no kid). */
@@ -220,7 +152,8 @@ export class IssuerKeys {
     if (refresh === 'background') {
       void this.refresh();
     } else if (refresh === 'await') {
-      await this.refresh();
+      // A kid missing from a usable set is what the cooldown guards against (a flood of made-up kids).
+      await this.refresh(usable ? 'unknown-kid' : 'routine');
       // Judged again after the fetch, but never a second fetch for one request.
       found = this.candidates(alg, kid);
       usable = this.isUsable();
@@ -253,17 +186,21 @@ export class IssuerKeys {
     return d.usable;
   }
 
-  /** Fetch the key set now (single-flight; joins a fetch in flight). Never throws. */
-  refresh(): Promise<void> {
+  /**
+   * Fetch the key set now (single-flight; joins a fetch in flight). Never throws. A fetch for an
+   * unknown kid starts the cooldown; a routine one only if it fails.
+   */
+  refresh(trigger: 'routine' | 'unknown-kid' = 'routine'): Promise<void> {
     if (this.pending !== null) return this.pending;
     if (this.closed) return Promise.resolve();
-    this.lastAttemptAt = this.deps.clock();
-    const p = this.fetchOnce().finally(() => { if (this.pending === p) this.pending = null; });
+    const startedAt = this.deps.clock();
+    if (trigger === 'unknown-kid') this.cooldownFrom = startedAt;
+    const p = this.fetchOnce(startedAt).finally(() => { if (this.pending === p) this.pending = null; });
     this.pending = p;
     return p;
   }
 
-  private async fetchOnce(): Promise<void> {
+  private async fetchOnce(startedAt: number): Promise<void> {
     const started = performance.now();
     let outcome: FetchOutcome = 'ok';
     try {
@@ -273,6 +210,8 @@ export class IssuerKeys {
       this.lastSuccessAt = this.deps.clock();
       this.lastError = null;
     } catch (err) {
+      // The last good keys stay (install() replaces nothing when it throws).
+      this.cooldownFrom = startedAt;
       outcome = isTimeout(err) ? 'timeout' : 'error';
       this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : errorMessage(err);
       this.deps.logger?.warn({ issuer: this.issuer, err: this.lastError }, 'JWKS fetch failed');
@@ -291,15 +230,14 @@ export class IssuerKeys {
       cooldownDuration: 0,
       cacheMaxAge: Infinity,
     };
-    if (this.deps.fetch !== undefined) (opts as Record<symbol, unknown>)[customFetch] = this.deps.fetch;
+    (opts as Record<symbol, unknown>)[customFetch] = this.fetchBounded;
     this.remote = createRemoteJWKSet(new URL(this.jwksUri), opts);
     return this.remote;
   }
 
   private async discover(): Promise<string> {
     const url = `${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-    const doFetch = this.deps.fetch ?? fetch;
-    const res = await doFetch(url, {
+    const res = await this.fetchBounded(url, {
       method: 'GET', redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs),
       headers: { accept: 'application/json' },
     });
@@ -324,7 +262,10 @@ export class IssuerKeys {
     return jwksUri;
   }
 
-  /** Replace the key set. JWKs whose material is unchanged keep their KeyEntry (and KeyObject). */
+  /**
+   * Replace the key set. JWKs whose material is unchanged keep their KeyEntry (and KeyObject).
+   * A set without one usable key is a failed fetch (throws): the last good keys stay.
+   */
   private install(jwks: { keys: JWK[] } | undefined): void {
     if (jwks === undefined) throw new Error('JWKS missing after reload');
     const text = JSON.stringify(jwks.keys);
@@ -338,6 +279,7 @@ export class IssuerKeys {
         byFingerprint.set(e.fingerprint, e);
       }
     }
+    if (entries.length === 0) throw new Error(`key set has no usable key (${jwks.keys.length} keys)`);
     this.entries = entries;
     this.current = new Set(entries);
     this.byFingerprint = byFingerprint;
@@ -369,6 +311,9 @@ function isTimeout(err: unknown): boolean {
 
 function errorMessage(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof ResponseTooLargeError) return `key set or discovery document too large (over tokens.jwksMaxBytes = ${e.limit})`;
+  }
   // fetch() failures say only "fetch failed"; the cause says why (ECONNREFUSED, …).
   const cause = err.cause instanceof Error ? `: ${(err.cause as NodeJS.ErrnoException).code ?? err.cause.message}` : '';
   return `${err.message}${cause}`;

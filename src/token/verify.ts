@@ -15,7 +15,8 @@ import { systemClock, type Clock } from '../clock.js';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics, type VerifyOutcome } from '../metrics.js';
-import { IssuerKeys, type IssuerStatus, type KeyEntry } from './keys.js';
+import type { KeyEntry } from './jwk.js';
+import { IssuerKeys, type IssuerStatus } from './keys.js';
 import { principalFromClaims, type Principal } from './principal.js';
 
 export interface VerifierOptions {

@@ -1,6 +1,6 @@
 // Forged tokens and bad claims against a real verifier, real keys and a real JWKS server.
 // Each row names the exact InvalidTokenError reason (or null: must verify).
-import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { exportJWK } from 'jose';
 import t from 'tap';
 import { InvalidTokenError } from '../../src/errors.js';
@@ -16,7 +16,22 @@ const { rs, ps, es, ed, attacker } = keys;
 const weakPair = generateKeyPairSync('rsa', { modulusLength: 1024 });
 const weakJwk = { ...(await exportJWK(weakPair.publicKey)), kid: 'weak', alg: 'RS256', use: 'sig' };
 
-const idp = await startJwksServer({ keys: [rs.jwk, ps.jwk, es.jwk, ed.jwk, weakJwk] });
+// Public keys for which anyone can make a valid signature without a private key.
+const e1Jwk = { ...(await exportJWK(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey)), e: 'AQ', kid: 'e1', alg: 'RS256', use: 'sig' };
+const ED_IDENTITY = Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]);
+const edSmallJwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(ED_IDENTITY), kid: 'ed-small', alg: 'EdDSA', use: 'sig' };
+
+/** RS256 "signature" under e = 1: s^1 mod n is s itself, so the PKCS#1 v1.5 encoded hash verifies. */
+function forgeE1(header: object, payload: object): string {
+  const input = `${b64url(header)}.${b64url(payload)}`;
+  const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(input).digest()]);
+  const em = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]);
+  return `${input}.${b64url(em)}`;
+}
+/** EdDSA "signature" R = identity, s = 0: valid for every message under a small-order key. */
+const forgeEdSmall = (header: object, payload: object) => `${b64url(header)}.${b64url(payload)}.${b64url(Buffer.concat([ED_IDENTITY, Buffer.alloc(32)]))}`;
+
+const idp = await startJwksServer({ keys: [rs.jwk, ps.jwk, es.jwk, ed.jwk, weakJwk, e1Jwk, edSmallJwk] });
 const evil = await startJwksServer({ keys: [attacker.jwk] });
 t.teardown(async () => { await idp.close(); await evil.close(); });
 
@@ -83,6 +98,8 @@ const rows: Row[] = [
   { name: 'crit empty array', token: () => signRaw({ ...rsHeader, crit: [] }, good(), rs.privateKey, 'RS256'), reason: 'crit' },
   { name: 'b64: false with crit', token: () => signRaw({ ...rsHeader, b64: false, crit: ['b64'] }, good(), rs.privateKey, 'RS256'), reason: 'crit' },
   { name: 'RSA 1024 key published in the JWKS', token: () => signRaw({ alg: 'RS256', kid: 'weak' }, good(), weakPair.privateKey, 'RS256'), reason: 'unknown_kid' },
+  { name: 'RSA key with public exponent 1 published in the JWKS: forged without a private key', token: () => forgeE1({ alg: 'RS256', kid: 'e1' }, good({ sub: 'admin' })), reason: 'unknown_kid' },
+  { name: 'small-order Ed25519 key published in the JWKS: forged without a private key', token: () => forgeEdSmall({ alg: 'EdDSA', kid: 'ed-small' }, good({ sub: 'admin' })), reason: 'unknown_kid' },
   { name: 'kid not a string', token: () => signRaw({ alg: 'RS256', kid: 1 }, good(), rs.privateKey, 'RS256'), reason: 'malformed' },
 
   // Issuer and audience.

@@ -169,11 +169,8 @@ t.test('unknown kid: one refetch, then cooldown; the next refetch only after the
     t.ok(err instanceof InvalidTokenError, kid);
     t.equal((err as InvalidTokenError).reason, 'unknown_kid', kid);
   };
-  await unknown('nope-0');
-  t.equal(server.requests.jwks, 1, 'the warm-up attempt started the cooldown');
-  clock.advance(COOLDOWN);
   await unknown('nope-1');
-  t.equal(server.requests.jwks, 2, 'one refetch');
+  t.equal(server.requests.jwks, 2, 'one refetch (the successful warm-up started no cooldown)');
   await unknown('nope-2');
   await unknown('nope-3');
   clock.advance(COOLDOWN - 1);
@@ -184,6 +181,109 @@ t.test('unknown kid: one refetch, then cooldown; the next refetch only after the
   t.equal(server.requests.jwks, 3, 'one more after it');
   t.same(metrics.fetchOutcomes(), ['ok', 'ok', 'ok']);
   t.ok(await verifier.verify(await token()), 'known kids keep working throughout');
+});
+
+t.test('a key rotated in right after the start-up fetch is picked up at once', async (t) => {
+  const { server, verifier, token } = await setup(t);
+  await verifier.warmUp();
+  server.setKeys([rs.jwk, rs2.jwk]);
+  t.ok(await verifier.verify(await token(rs2)), 'accepted, no 401 for a cooldown');
+  t.equal(server.requests.jwks, 2);
+});
+
+t.test('a successful routine refresh does not start the cooldown: a key rotated in right after it is picked up at once', async (t) => {
+  const { server, clock, metrics, verifier, token } = await setup(t);
+  await verifier.warmUp();
+  clock.advance(MAX_AGE + 1);
+  await verifier.verify(await token());
+  await waitFor(() => metrics.fetches.length === 2);
+  t.same(metrics.fetchOutcomes(), ['ok', 'ok'], 'the routine background refresh');
+  clock.advance(200);
+  server.setKeys([rs.jwk, rs2.jwk]); // the IdP rotates 0.2 s after it
+  t.ok(await verifier.verify(await token(rs2)), 'the new kid is accepted at once');
+  t.equal(server.requests.jwks, 3, 'one unknown-kid refetch');
+  const err = await reject(verifier.verify(await token(rs2, 'made-up')));
+  t.equal((err as InvalidTokenError).reason, 'unknown_kid');
+  t.equal(server.requests.jwks, 3, 'that unknown-kid refetch started the cooldown');
+  clock.advance(COOLDOWN);
+  await reject(verifier.verify(await token(rs2, 'made-up-2')));
+  t.equal(server.requests.jwks, 4, 'one more after it');
+});
+
+t.test('a failed routine refresh starts the cooldown', async (t) => {
+  const { server, clock, metrics, verifier, token } = await setup(t);
+  await verifier.warmUp();
+  await server.setMode('down');
+  clock.advance(MAX_AGE + 1);
+  await verifier.verify(await token());
+  await waitFor(() => metrics.fetches.length === 2);
+  await server.setMode('normal');
+  server.setKeys([rs.jwk, rs2.jwk]);
+  const err = await reject(verifier.verify(await token(rs2)));
+  t.equal((err as InvalidTokenError).reason, 'unknown_kid', 'inside the cooldown of the failed fetch: no refetch');
+  t.equal(server.requests.jwks, 2);
+  clock.advance(COOLDOWN);
+  t.ok(await verifier.verify(await token(rs2)), 'after it: refetched');
+});
+
+t.test('a key set with no usable key is a failed fetch: the last good keys stay', async (t) => {
+  const weak = { ...rs2.jwk, e: 'AQ' };
+  for (const [name, keys] of [['empty', []], ['only keys we refuse', [weak, { ...rs2.jwk, use: 'enc' }]]] as const) {
+    await t.test(name, async (t) => {
+      const { server, clock, metrics, verifier, token } = await setup(t);
+      await verifier.warmUp();
+      server.setKeys([...keys]);
+      clock.advance(MAX_AGE + 1);
+      t.ok(await verifier.verify(await token()), 'served from the old keys');
+      await waitFor(() => metrics.fetches.length === 2);
+      t.same(metrics.fetchOutcomes(), ['ok', 'error']);
+      t.ok(await verifier.verify(await token()), 'the old keys still verify after the refresh');
+      t.match(verifier.readiness(), { ready: true, issuers: [{ keys: 1, lastError: /no usable key/ }] });
+      t.ok((await reject(verifier.verify(await token(rs2)))) instanceof InvalidTokenError, 'the failed fetch started the cooldown');
+      t.equal(server.requests.jwks, 2);
+    });
+  }
+  await t.test('on the first fetch: 503, not ready', async (t) => {
+    const { server, metrics, verifier, token } = await setup(t);
+    server.setKeys([]);
+    t.ok((await reject(verifier.verify(await token()))) instanceof KeysUnavailableError);
+    t.same(metrics.fetchOutcomes(), ['error']);
+    t.equal(verifier.readiness().ready, false);
+  });
+});
+
+t.test('a key set larger than jwksMaxBytes is a failed fetch, cut off while it is read', async (t) => {
+  const MAX_BYTES = 65_536;
+  const HUGE = 20 * 1024 * 1024;
+  for (const declareLength of [false, true]) {
+    await t.test(declareLength ? 'with Content-Length' : 'chunked, no Content-Length', async (t) => {
+      const { server, clock, metrics, verifier, token } = await setup(t, { tokens: { jwksMaxBytes: MAX_BYTES } });
+      await verifier.warmUp();
+      server.padTo = HUGE;
+      server.declareLength = declareLength;
+      clock.advance(MAX_AGE + 1);
+      t.ok(await verifier.verify(await token()), 'served from the old keys');
+      await waitFor(() => metrics.fetches.length === 2);
+      t.same(metrics.fetchOutcomes(), ['ok', 'error']);
+      t.match(verifier.readiness().issuers[0], { keys: 1, lastError: /too large/ });
+      t.equal(server.padded.finished, false, 'the gateway stopped reading: the 20 MB were never all sent');
+      t.ok(server.padded.sent < HUGE, `sent ${server.padded.sent} of ${HUGE} bytes`);
+      t.ok(await verifier.verify(await token()), 'the last good keys stay');
+    });
+  }
+  await t.test('just under the limit (whitespace-padded): accepted', async (t) => {
+    const { server, metrics, verifier, token } = await setup(t, { tokens: { jwksMaxBytes: MAX_BYTES } });
+    server.padTo = MAX_BYTES;
+    t.ok(await verifier.verify(await token()));
+    t.same(metrics.fetchOutcomes(), ['ok']);
+    t.equal(server.padded.finished, true);
+  });
+  await t.test('the first fetch too large: 503', async (t) => {
+    const { server, metrics, verifier, token } = await setup(t, { tokens: { jwksMaxBytes: MAX_BYTES } });
+    server.padTo = MAX_BYTES + 1;
+    t.ok((await reject(verifier.verify(await token()))) instanceof KeysUnavailableError);
+    t.same(metrics.fetchOutcomes(), ['error']);
+  });
 });
 
 t.test('concurrent unknown kids coalesce into one refetch', async (t) => {
@@ -241,7 +341,7 @@ t.test('rotation: a token with a new kid is accepted after the refetch', async (
   const err = await reject(verifier.verify(await token(rs)));
   t.ok(err instanceof InvalidTokenError, 'gone after the refresh');
   t.equal((err as InvalidTokenError).reason, 'unknown_kid');
-  t.same(metrics.fetchOutcomes(), ['ok', 'ok', 'ok']);
+  t.same(metrics.fetchOutcomes(), ['ok', 'ok', 'ok', 'ok'], 'the retired kid got one refetch (the background refresh started no cooldown)');
   t.ok(await verifier.verify(await token(rs2)));
 });
 
