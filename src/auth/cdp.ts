@@ -41,7 +41,7 @@ export function registerCdpLogin(app: FastifyInstance, holder: StateHolder): voi
     const raw = request.raw;
     const outcome = newOutcome(request, '/login/token');
     outcome.path = parseTarget(raw.url!).path;
-    const v = await decide(state, { entry: 'token', method: 'GET', target: null, headers: raw.headers, rawHeaders: raw.rawHeaders, loginReturn: null });
+    const v = await decide(state, { entry: 'token', method: 'GET', target: null, headers: raw.headers, rawHeaders: raw.rawHeaders, httpVersion: raw.httpVersion, loginReturn: null });
     if (!v.ok && !isAuthenticationFailure(v.error)) return refuse(reply, v);
     if (!v.ok || v.principal === null) {
       outcome.decision = 'unauthenticated';

@@ -55,6 +55,7 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
         target: fwd?.uri ?? null,
         headers: raw.headers,
         rawHeaders: raw.rawHeaders,
+        httpVersion: raw.httpVersion,
         loginReturn: fwd !== null && fwd.traefik ? returnUrl(raw.headers, fwd.uri) : null,
       });
       if (v.path !== null) outcome.path = v.path;

@@ -16,7 +16,7 @@ export function proxyHandler(holder: StateHolder) {
     const raw = request.raw;
     const outcome = newOutcome(request);
     const v = await decide(state, {
-      entry: 'proxy', method: raw.method!, target: raw.url!, headers: raw.headers, rawHeaders: raw.rawHeaders, loginReturn: raw.url!,
+      entry: 'proxy', method: raw.method!, target: raw.url!, headers: raw.headers, rawHeaders: raw.rawHeaders, httpVersion: raw.httpVersion, loginReturn: raw.url!,
     });
     outcome.path = v.path;
     if (v.route !== null) outcome.route = v.route.id;

@@ -14,6 +14,7 @@ import {
 } from '../errors.js';
 import { isAllowed } from '../policy/authorize.js';
 import type { CompiledRoute } from '../policy/rules.js';
+import { requireValidHost } from '../request/host.js';
 import { parseTarget } from '../request/target.js';
 import { sameOriginAllowed } from '../session/origin.js';
 import type { Session } from '../session/store.js';
@@ -34,6 +35,8 @@ export interface Ask {
   /** Headers carrying the caller's credentials and the browser hints (Accept, Origin, Referer, Cookie). */
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: readonly string[];
+  /** The request's HTTP version (`1.0`, `1.1`): an HTTP/1.0 request may come without Host. Absent: 1.1. */
+  readonly httpVersion?: string;
   /**
    * Where to send a browser without a session on a `login:` route: the URL to come back to, or
    * null to answer 401 instead (API clients, nginx-style forward-auth).
@@ -108,6 +111,8 @@ export async function decide(state: GatewayState, ask: Ask): Promise<Decision> {
 }
 
 async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<Decision> {
+  // RFC 9112 §3.2: exactly one Host, a valid host[:port] (it goes upstream as X-Forwarded-Host).
+  requireValidHost(ask.rawHeaders, ask.httpVersion ?? '1.1');
   // TRACE would echo the request the upstream got, injected credential included.
   if (ask.method === 'TRACE' || ask.method === 'CONNECT') throw new MethodNotAllowedError(ask.method);
   let route: CompiledRoute | null = null;
