@@ -40,13 +40,42 @@ export function cookieNames(publicUrl: string): CookieNames {
   });
 }
 
+/**
+ * The value parseCookies gives a gateway cookie that came more than once: never a real value
+ * (cookie-octets exclude controls), so it opens no seal and names no session.
+ */
+export const AMBIGUOUS = '\u0000ambiguous';
+
+/** The gateway's cookie names (`cdf-gw…`, `__Host-cdf-gw…`, `__Secure-cdf-gw…`, any case). */
+const GATEWAY_NAME = /^(__host-|__secure-)?cdf-gw/i;
+
+/**
+ * Cookie header → name → value. A gateway cookie sent twice (say one planted for a sibling
+ * domain or a deeper path) is AMBIGUOUS: which one is ours cannot be told, so neither counts.
+ */
 export function parseCookies(header: string | string[] | undefined): Record<string, string> {
   if (header === undefined) return {};
   const text = Array.isArray(header) ? header.join('; ') : header;
   if (text === '') return {};
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(parse(text))) if (typeof v === 'string') out[k] = v;
+  if (text.toLowerCase().includes('cdf-gw')) {
+    const seen = new Set<string>();
+    for (const part of text.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq === -1) continue;
+      const name = part.slice(0, eq).trim();
+      if (!GATEWAY_NAME.test(name)) continue;
+      if (seen.has(name)) out[name] = AMBIGUOUS;
+      else seen.add(name);
+    }
+  }
   return out;
+}
+
+/** Whether a cookie of `name` (plain or any chunk) came more than once. */
+export function isAmbiguous(name: string, cookies: Readonly<Record<string, string>>): boolean {
+  return cookieNamesOf(name, cookies).some((n) => cookies[n] === AMBIGUOUS);
 }
 
 function line(names: CookieNames, name: string, value: string, maxAgeSec: number): string {

@@ -12,7 +12,7 @@ import { isAuthenticationFailure } from '../errors.js';
 import type { Principal } from '../token/principal.js';
 import type { TokenVerifier } from '../token/verify.js';
 import { joinCookie } from './chunks.js';
-import { clearCookie, parseCookies, writeCookie, type CookieNames } from './cookies.js';
+import { clearCookie, isAmbiguous, parseCookies, writeCookie, type CookieNames } from './cookies.js';
 import { describe, isRejection, type LoginClient, type Tokens } from './oidc.js';
 import { newSessionId, type Session, type SessionStore } from './store.js';
 
@@ -85,6 +85,7 @@ export class SessionManager {
 
   /** The session in these cookies, or null (absent, tampered, expired, revoked). */
   async read(cookies: Readonly<Record<string, string>>): Promise<Session | null> {
+    if (isAmbiguous(this.names.session, cookies)) return null;
     const value = joinCookie(this.names.session, cookies);
     return value === null ? null : this.store.load(value, this.deps.clock());
   }
@@ -94,6 +95,8 @@ export class SessionManager {
    * access token is about to expire, as a Principal verified like a bearer token.
    */
   async authenticate(cookies: Readonly<Record<string, string>>, project: string | null): Promise<SessionResult> {
+    // Two session cookies of one name: no session, whichever might be ours; both are cleared.
+    if (isAmbiguous(this.names.session, cookies)) return { session: null, setCookies: clearCookie(this.names, this.names.session, cookies) };
     const value = joinCookie(this.names.session, cookies);
     if (value === null) return { session: null, setCookies: null };
     const now = this.deps.clock();

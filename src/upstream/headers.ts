@@ -58,6 +58,15 @@ export function isGatewayCookieName(name: string): boolean {
   return n.startsWith('cdf-gw') || n.startsWith('__host-cdf-gw') || n.startsWith('__secure-cdf-gw');
 }
 
+/**
+ * Cookie names an upstream may neither set nor receive: any name containing `cdf-gw` (any case,
+ * anywhere), and the empty name, which browsers send as a bare value (`=cdf-gw-session=x` comes
+ * back as `Cookie: cdf-gw-session=x`).
+ */
+function isReservedCookieName(name: string): boolean {
+  return name === '' || name.toLowerCase().includes('cdf-gw');
+}
+
 function clean(value: string | string[]): string | string[] | undefined {
   if (typeof value === 'string') return INJECTION.test(value) ? undefined : value;
   let out: string[] | undefined;
@@ -103,8 +112,10 @@ function appCookies(value: string | string[]): string | null {
     const pair = part.trim();
     if (pair === '') continue;
     const eq = pair.indexOf('=');
-    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
-    if (!isGatewayCookieName(name)) kept.push(pair);
+    const name = eq === -1 ? '' : pair.slice(0, eq).trim();
+    // A nameless pair (`=v`, or no `=`) is judged by all of it: some parsers read `=cdf-gw-x=1` as cdf-gw-x.
+    const gateway = name === '' ? pair.toLowerCase().includes('cdf-gw') : isGatewayCookieName(name);
+    if (!gateway) kept.push(pair);
   }
   return kept.length > 0 ? kept.join('; ') : null;
 }
@@ -200,11 +211,12 @@ export function upstreamRequestHeaders(
   return out;
 }
 
+/** The cookie name a browser reads from a Set-Cookie line (RFC 6265bis §5.6: no `=` → empty name). */
 function setCookieName(sc: string): string {
-  const eq = sc.indexOf('=');
   const semi = sc.indexOf(';');
-  const end = eq === -1 ? (semi === -1 ? sc.length : semi) : (semi !== -1 && semi < eq ? semi : eq);
-  return sc.slice(0, end).trim();
+  const pair = semi === -1 ? sc : sc.slice(0, semi);
+  const eq = pair.indexOf('=');
+  return eq === -1 ? '' : pair.slice(0, eq).trim();
 }
 
 function containsSecret(value: string | string[], secret: string): boolean {
@@ -241,7 +253,7 @@ export function clientResponseHeaders(
     if (name === 'set-cookie') {
       // Judged per cookie: one gateway (or secret-bearing) cookie does not cost the app its others.
       const keep = (sc: string): boolean =>
-        !isGatewayCookieName(setCookieName(sc)) && (scrub === null || !sc.includes(scrub));
+        !isReservedCookieName(setCookieName(sc)) && (scrub === null || !sc.includes(scrub));
       if (typeof value === 'string') {
         if (keep(value)) out[name] = value;
       } else {

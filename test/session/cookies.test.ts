@@ -1,7 +1,7 @@
 // Cookie names and flags follow the public origin.
 import t from 'tap';
 import '../fixtures/cookie-codec.js';
-import { cookieNames, clearCookie, parseCookies, simpleCookie, writeCookie } from '../../src/session/cookies.js';
+import { AMBIGUOUS, cookieNames, clearCookie, isAmbiguous, parseCookies, simpleCookie, writeCookie } from '../../src/session/cookies.js';
 
 t.test('__Host- and Secure on https and loopback; plain cdf-gw on other http origins', async (t) => {
   const rows: Array<[string, string, boolean]> = [
@@ -38,4 +38,18 @@ t.test('a shrinking value expires its stale chunks; clearing expires all', async
   t.same(clearCookie(n, n.session, present).map((l) => l.split('=')[0]).sort(), [`${n.session}.0`, `${n.session}.1`]);
   t.same(parseCookies(['a=1; b=2', 'c=3']), { a: '1', b: '2', c: '3' });
   t.same(parseCookies(undefined), {});
+});
+
+t.test('a gateway cookie sent twice is ambiguous: neither value counts', async (t) => {
+  const n = cookieNames('https://gw.example');
+  const s = n.session;
+  t.same(parseCookies(`${s}=good; ${s}=evil`), { [s]: AMBIGUOUS }, 'two values');
+  t.same(parseCookies(`${s}=evil; ${s}=good`), { [s]: AMBIGUOUS }, 'either order');
+  t.same(parseCookies([`${s}=same`, `${s}=same`]), { [s]: AMBIGUOUS }, 'even the same value, across headers');
+  t.same(parseCookies(`${s}.0=2~a; ${s}.1=b; ${s}.1=c`), { [`${s}.0`]: '2~a', [`${s}.1`]: AMBIGUOUS }, 'a chunk');
+  t.same(parseCookies('app=1; app=2; cdf-gw-x=1'), { app: '1', 'cdf-gw-x': '1' }, 'app cookies: first wins as before');
+  t.same(parseCookies(`${s}=a; ${s.toLowerCase()}=b`), { [s]: 'a', [s.toLowerCase()]: 'b' }, 'names are case-sensitive');
+  t.ok(isAmbiguous(s, parseCookies(`${s}.0=2~a; ${s}.1=b; ${s}.1=c`)));
+  t.notOk(isAmbiguous(s, parseCookies(`${s}=a; other=1; other=2`)));
+  t.notOk(isAmbiguous(s, parseCookies(`${n.flow('st')}=a; ${n.flow('st')}=b`)), 'another gateway cookie');
 });

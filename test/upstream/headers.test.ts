@@ -114,6 +114,7 @@ const rows: Row[] = [
   { name: 'no gateway cookie: cookie header unchanged', headers: { cookie: 'a=1; b=2' }, expect: { cookie: 'a=1; b=2' } },
   { name: 'cookie array (HTTP/2 style) filtered', headers: { cookie: ['a=1', 'CDF-GW=secret', 'b=2'] }, expect: { cookie: 'a=1; b=2' } },
   { name: 'cookie named like but not a gateway cookie kept', headers: { cookie: 'my-cdf-gw=1; cdfgw=2' }, expect: { cookie: 'my-cdf-gw=1; cdfgw=2' } },
+  { name: 'nameless pairs holding a gateway name removed', headers: { cookie: 'a=1; =cdf-gw-session=x; cdf-gw-session; =ok; b' }, expect: { cookie: 'a=1; =ok; b' } },
   // X-Forwarded-*.
   {
     name: 'untrusted peer: forged X-Forwarded-* replaced',
@@ -206,6 +207,11 @@ t.test('response headers', async (t) => {
     { name: 'gateway Set-Cookie (string) stripped', upstream: { 'set-cookie': 'cdf-gw=x; Path=/' }, expect: { 'set-cookie': undefined } },
     { name: '__Host- gateway Set-Cookie stripped', upstream: { 'set-cookie': '__Host-cdf-gw-0=x; Path=/; Secure' }, expect: { 'set-cookie': undefined } },
     { name: 'app Set-Cookie (string) kept', upstream: { 'set-cookie': 'app=1; Path=/' }, expect: { 'set-cookie': 'app=1; Path=/' } },
+    { name: 'empty name (browsers send the value bare: cdf-gw-session=x)', upstream: { 'set-cookie': '=cdf-gw-session=x; Path=/' }, expect: { 'set-cookie': undefined } },
+    { name: 'empty name, any value', upstream: { 'set-cookie': ['=x', ' =y; Path=/', 'app=1'] }, expect: { 'set-cookie': ['app=1'] } },
+    { name: 'no = at all (an empty name to RFC 6265bis)', upstream: { 'set-cookie': ['cdf-gw-session', 'bare; Path=/', 'app=1'] }, expect: { 'set-cookie': ['app=1'] } },
+    { name: 'cdf-gw anywhere in the name, any case', upstream: { 'set-cookie': ['x-cdf-gw=1', 'My-CDF-GW-pref=2', ' cdf-gw-session =3', 'app=cdf-gw'] }, expect: { 'set-cookie': ['app=cdf-gw'] } },
+    { name: 'a ; before any = : the name is what precedes the ;', upstream: { 'set-cookie': ['cdf-gw; a=b', 'app=1'] }, expect: { 'set-cookie': ['app=1'] } },
     {
       name: 'Set-Cookie array: gateway entries stripped, app entries kept',
       upstream: { 'set-cookie': ['app=1; Path=/', 'cdf-gw=evil; Path=/', '__Secure-cdf-gw-login=x', 'theme=dark'] },
