@@ -45,6 +45,8 @@ export function proxyHandler(holder: StateHolder) {
       // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
       secret: v.principal === null ? null : state.credentials.get(route.upstream.name)!.secret(),
       setCookies: v.setCookies,
+      viaSession: v.session !== null,
+      publicUrl: state.config.server.publicUrl,
       startedAt: performance.now(),
       bodyTooLarge: false,
       bodyIdle: false,

@@ -3,6 +3,7 @@
 // pass over its headers and one new object.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../token/principal.js';
+import { rewriteLocation, type RedirectBases } from './location.js';
 
 export interface ForwardContext {
   /** Socket remote address. */
@@ -37,6 +38,21 @@ const DROPPED_REQUEST = new Set<string>([
 ]);
 
 const HOP_BY_HOP_SET = new Set<string>(HOP_BY_HOP);
+
+/**
+ * Upstream response headers that only name the upstream's software and version (the gateway is
+ * the origin as far as clients know): fingerprinting aids, of no use to a client. nginx hides
+ * Server by default; X-Powered-By and the ASP.NET pair are the usual version leaks.
+ */
+const DROPPED_RESPONSE = new Set<string>(['server', 'x-powered-by', 'x-aspnet-version', 'x-aspnetmvc-version']);
+
+/** What the response rules need to know about the request besides the upstream's headers. */
+export interface ResponseContext {
+  /** The route's redirect bases: a Location into the upstream's base path is rewritten. */
+  readonly redirect?: RedirectBases | null;
+  /** The request was authenticated by a session cookie: without the upstream's own Cache-Control, `private`. */
+  readonly session?: boolean;
+}
 
 /**
  * Headers the gateway sets itself (or that frame the body): a client's `Connection` header may
@@ -227,11 +243,14 @@ function containsSecret(value: string | string[], secret: string): boolean {
 
 /**
  * Upstream response headers fit for the client: no hop-by-hop headers (nor those the upstream's
- * Connection names), no Set-Cookie for a gateway cookie, and, when `secret` (the injected
- * api-key or client-credentials token) is at least 8 characters, no header whose value holds it.
+ * Connection names), no Set-Cookie for a gateway cookie, no Server/X-Powered-By, and, when
+ * `secret` (the injected api-key or client-credentials token) is at least 8 characters, no header
+ * whose value holds it. A Location into the upstream's base path points at the gateway instead;
+ * a session-authenticated response without Cache-Control gets `private` (RFC 9111 §3.5 keeps
+ * shared caches off only requests with Authorization, and cookies are not that).
  */
 export function clientResponseHeaders(
-  upstream: Record<string, string | string[] | undefined>, secret: string | null,
+  upstream: Record<string, string | string[] | undefined>, secret: string | null, ctx: ResponseContext = {},
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const scrub = secret !== null && secret.length >= 8 ? secret : null;
@@ -249,7 +268,7 @@ export function clientResponseHeaders(
     const value = upstream[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
-    if (HOP_BY_HOP_SET.has(name) || (connectionNamed !== null && connectionNamed.has(name))) continue;
+    if (HOP_BY_HOP_SET.has(name) || DROPPED_RESPONSE.has(name) || (connectionNamed !== null && connectionNamed.has(name))) continue;
     if (name === 'set-cookie') {
       // Judged per cookie: one gateway (or secret-bearing) cookie does not cost the app its others.
       const keep = (sc: string): boolean =>
@@ -263,7 +282,13 @@ export function clientResponseHeaders(
       continue;
     }
     if (scrub !== null && containsSecret(value, scrub)) continue;
+    if (name === 'location' && ctx.redirect) {
+      const bases = ctx.redirect;
+      out[name] = typeof value === 'string' ? rewriteLocation(value, bases) : value.map((v) => rewriteLocation(v, bases));
+      continue;
+    }
     out[name] = value;
   }
+  if (ctx.session === true && out['cache-control'] === undefined) out['cache-control'] = 'private';
   return out;
 }

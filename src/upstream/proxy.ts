@@ -14,6 +14,7 @@ import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTime
 import type { Metrics } from '../metrics.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import { redirectBases } from './location.js';
 
 /** Per-request state the proxy reads; built by the handler for forward(). */
 export interface ProxyState {
@@ -22,6 +23,10 @@ export interface ProxyState {
   readonly secret: string | null;
   /** The gateway's own Set-Cookie lines (session renewal) added to the upstream's response. */
   readonly setCookies: readonly string[] | null;
+  /** The caller was authenticated by a session cookie (the response must stay out of shared caches). */
+  readonly viaSession: boolean;
+  /** The gateway's public origin: upstream redirects into the route's base path are rewritten onto it. */
+  readonly publicUrl: string;
   readonly startedAt: number; // performance.now()
   bodyTooLarge: boolean;
   /** The client stopped sending the body for bodyIdleTimeoutMs. */
@@ -195,7 +200,8 @@ class ProxyHandler {
       return false;
     }
     const out = clientResponseHeaders(
-      undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret);
+      undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
+      { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
     if (state.setCookies !== null) {

@@ -245,3 +245,26 @@ t.test('response headers', async (t) => {
     }
   }
 });
+
+t.test('response headers: no upstream software banners', async (t) => {
+  const out = clientResponseHeaders({
+    server: 'Apache/2.4.41 (Ubuntu)', 'x-powered-by': 'Express', 'X-AspNet-Version': '4.0.30319', 'x-aspnetmvc-version': '5.2',
+    'content-type': 'text/plain', 'x-request-id': 'abc',
+  }, null);
+  t.same(out, { 'content-type': 'text/plain', 'x-request-id': 'abc' });
+});
+
+t.test('response headers: Cache-Control private for session-authenticated responses without one', async (t) => {
+  t.equal(clientResponseHeaders({ 'content-type': 'text/html' }, null, { session: true })['cache-control'], 'private');
+  t.equal(clientResponseHeaders({ 'Cache-Control': 'public, max-age=60' }, null, { session: true })['cache-control'], 'public, max-age=60', 'the upstream\'s own kept');
+  t.equal(clientResponseHeaders({ 'cache-control': 'no-store' }, null, { session: true })['cache-control'], 'no-store');
+  t.notOk('cache-control' in clientResponseHeaders({ 'content-type': 'text/html' }, null, { session: false }), 'bearer or public: untouched');
+  t.notOk('cache-control' in clientResponseHeaders({ 'content-type': 'text/html' }, null), 'default: untouched');
+});
+
+t.test('response headers: Location rewritten only with redirect bases', async (t) => {
+  const redirect = { upstreamOrigin: 'http://10.0.0.5:5000', upstreamPath: '/base', publicOrigin: 'https://gw.example', prefix: '/app' };
+  t.equal(clientResponseHeaders({ location: 'http://10.0.0.5:5000/base/x' }, null, { redirect }).location, 'https://gw.example/app/x');
+  t.equal(clientResponseHeaders({ location: 'http://10.0.0.5:5000/base/x' }, null).location, 'http://10.0.0.5:5000/base/x');
+  t.same(clientResponseHeaders({ location: ['http://10.0.0.5:5000/base/x', '/y'] }, null, { redirect }).location, ['https://gw.example/app/x', '/y']);
+});
