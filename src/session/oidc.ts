@@ -62,7 +62,7 @@ export class LoginClient {
         return c;
       }, (err: unknown) => {
         this.config = null;
-        throw new IdpUnavailableError(`discovery of ${p.issuer} failed: ${describe(err)}`);
+        throw new IdpUnavailableError(`discovery of ${p.issuer} failed: ${describe(err)}`, { cause: err });
       });
     }
     return this.config;
@@ -138,6 +138,27 @@ export function isRejection(err: unknown): boolean {
   if (err instanceof oidc.ResponseBodyError) return err.status >= 400 && err.status < 500;
   return err instanceof oidc.AuthorizationResponseError
     || (err instanceof Error && (err as { code?: unknown }).code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED');
+}
+
+/** openid-client codes for an answer that is no OAuth answer at all (a proxy's error page, a 404). */
+const NOT_AN_ANSWER = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_RESPONSE_IS_NOT_JSON']);
+
+/**
+ * Whether `err` says the IdP could not be used (unreachable, timed out, 5xx, an answer that is
+ * no OAuth answer, its keys unobtainable) rather than that it said no: 'timeout', 'unavailable',
+ * or null for a refusal or a failed check (the login itself failed).
+ */
+export function idpFailure(err: unknown): 'timeout' | 'unavailable' | null {
+  if (err instanceof GatewayError) return err.status >= 500 ? 'unavailable' : null; // KeysUnavailableError
+  if (err instanceof oidc.ResponseBodyError) return err.status >= 500 ? 'unavailable' : null;
+  let unavailable = false;
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'TimeoutError' || code === 'OAUTH_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout';
+    // fetch() fails with a TypeError (cause: ECONNREFUSED, ENOTFOUND, …); discovery failures are wrapped.
+    if (e instanceof IdpUnavailableError || e instanceof TypeError || (typeof code === 'string' && NOT_AN_ANSWER.has(code))) unavailable = true;
+  }
+  return unavailable ? 'unavailable' : null;
 }
 
 /** Error text without response bodies (they may hold tokens or codes). */

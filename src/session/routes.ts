@@ -8,14 +8,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
-import { BadRequestError, CrossSiteError, GatewayError, MissingTokenError, NotFoundError } from '../errors.js';
+import {
+  BadGatewayError, BadRequestError, CrossSiteError, GatewayError, GatewayTimeoutError, MissingTokenError, NotFoundError,
+} from '../errors.js';
 import { parseTarget } from '../request/target.js';
 import type { Principal } from '../token/principal.js';
 import type { StateHolder, LoginState } from '../state.js';
 import { newOutcome } from '../http/respond.js';
 import { sendData } from '../auth/cdp.js';
 import { simpleCookie } from './cookies.js';
-import { describe, IdpUnavailableError, type FlowSecrets, type LoginClient } from './oidc.js';
+import { describe, idpFailure, IdpUnavailableError, type FlowSecrets, type LoginClient } from './oidc.js';
 import { safeRedirect } from './redirect.js';
 import { sameOriginAllowed } from './origin.js';
 import { sessionExpiry } from './store.js';
@@ -179,13 +181,13 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
     const clearFlow = simpleCookie(sessions.names, flowName, '', 0);
     const client = clients.get(flow.p);
 
-    const fail = (outcome: string, detail: string, code = 'login_failed'): FastifyReply => {
+    const fail = (outcome: string, detail: string, code = 'login_failed', error: GatewayError = new LoginFailedError(detail)): FastifyReply => {
       logger.warn({ project: flow.p, reason: detail }, 'login failed');
       metrics.login(flow.p, outcome);
       request.outcome.decision = 'login_failed';
       if (flow.e !== null) return redirect(reply, 302, withError(flow.e, code), [clearFlow]);
       void reply.header('set-cookie', [clearFlow]);
-      throw new LoginFailedError(detail);
+      throw error;
     };
 
     if (client === undefined) return fail('no_project', 'login project no longer configured');
@@ -199,7 +201,11 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
       tokens = await client.exchange(new URL(`${callbackUri}?${q.toString()}`), secrets);
       principal = await verifier.verify(tokens.accessToken);
     } catch (err) {
-      return fail('exchange_failed', describe(err));
+      // The IdP down or failing is not a bad request: 502 (504 on timeout), or error=idp_unavailable.
+      const down = idpFailure(err);
+      if (down === null) return fail('exchange_failed', describe(err));
+      const detail = `identity provider ${down}: ${describe(err)}`;
+      return fail('idp_unavailable', detail, 'idp_unavailable', down === 'timeout' ? new GatewayTimeoutError(detail) : new BadGatewayError(detail));
     }
     if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('subject_mismatch', 'ID token and access token name different subjects');
 
