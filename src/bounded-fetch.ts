@@ -3,6 +3,9 @@
 // A declared Content-Length over the limit fails before any of the body is read.
 import { ResponseTooLargeError } from './errors.js';
 
+/** Bound on any other IdP answer (discovery, token endpoint, an ID token's key set): 1 MiB. */
+export const IDP_RESPONSE_MAX_BYTES = 1_048_576;
+
 /** Statuses whose Response may not carry a body (the Response constructor refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 

@@ -2,6 +2,7 @@
 // authorization code + PKCE (S256) with state and nonce, the code exchange with ID-token
 // signature checks, refresh, and the end-session URL. No protocol code of our own.
 import * as oidc from 'openid-client';
+import { boundedFetch, IDP_RESPONSE_MAX_BYTES } from '../bounded-fetch.js';
 import type { LoginProjectConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { isAuthenticationFailure } from '../errors.js';
@@ -50,9 +51,11 @@ export class LoginClient {
       const issuer = new URL(p.issuer);
       const execute: Array<(c: oidc.Configuration) => void> = [oidc.enableNonRepudiationChecks];
       if (issuer.protocol === 'http:') execute.unshift(oidc.allowInsecureRequests);
-      const f = this.opts.fetch;
-      const custom: Pick<oidc.DiscoveryRequestOptions, typeof oidc.customFetch> = f === undefined ? {}
-        : { [oidc.customFetch]: (url: string, options: unknown) => f(url, options as RequestInit) };
+      // Every IdP answer is cut off at IDP_RESPONSE_MAX_BYTES while it is read.
+      const f = boundedFetch(IDP_RESPONSE_MAX_BYTES, this.opts.fetch ?? ((input, init) => fetch(input, init)));
+      const custom: Pick<oidc.DiscoveryRequestOptions, typeof oidc.customFetch> = {
+        [oidc.customFetch]: (url: string, options: unknown) => f(url, options as RequestInit),
+      };
       this.config = oidc.discovery(issuer, p.clientId, undefined, auth, {
         execute, timeout: (this.opts.timeoutMs ?? 10_000) / 1000, ...custom,
       }).then((c) => {

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import * as oidc from 'openid-client';
 import type { ClientCredentials, UpstreamConfig } from '../config/types.js';
+import { boundedFetch, IDP_RESPONSE_MAX_BYTES } from '../bounded-fetch.js';
 import { CredentialUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics } from '../metrics.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -101,10 +102,9 @@ class ClientCredentialsSource implements CredentialSource {
     );
     this.config.timeout = cfg.timeoutMs / 1000;   // openid-client takes seconds
     if (tokenUrl.protocol === 'http:') oidc.allowInsecureRequests(this.config);
-    if (deps.fetch !== undefined) {
-      const f = deps.fetch;
-      this.config[oidc.customFetch] = (url, options) => f(url, options as RequestInit);
-    }
+    // The token endpoint's answer is cut off at IDP_RESPONSE_MAX_BYTES while it is read.
+    const f = boundedFetch(IDP_RESPONSE_MAX_BYTES, deps.fetch ?? ((input, init) => fetch(input, init)));
+    this.config[oidc.customFetch] = (url, options) => f(url, options as RequestInit);
 
     const params: Record<string, string> = {};
     if (cfg.scopes.length > 0) params.scope = cfg.scopes.join(' ');

@@ -6,7 +6,7 @@ import { IdpUnavailableError, idpFailure } from '../../src/session/oidc.js';
 
 const fetchFailed = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
 const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
-const clientError = (code: string, cause?: unknown) => new oidc.ClientError('x', { code, cause });
+const clientError = (code: string, cause?: unknown) => new oidc.ClientError('x', { code, cause } as ErrorOptions);
 const bodyError = (status: number) =>
   new oidc.ResponseBodyError('server responded with an error in the response body', { cause: { error: 'e' }, response: new Response(null, { status }) });
 

@@ -268,6 +268,7 @@ t.test('bad token responses are failures', async (t) => {
     { name: '500', status: 500, body: 'boom', type: 'text/plain' },
     { name: '401 invalid_client reflecting the secret', status: 401, body: JSON.stringify({ error: `invalid_client ${secret}`, error_description: `bad secret ${secret}` }) },
     { name: '200 with a JSON array', status: 200, body: '[]' },
+    { name: 'a valid token padded past 1 MiB', status: 200, body: `${' '.repeat(1_048_576)}{"access_token":"tok-huge-1234567890","token_type":"Bearer","expires_in":3600}` },
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
