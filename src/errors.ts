@@ -166,6 +166,15 @@ export class GatewayTimeoutError extends GatewayError {
   constructor(detail: string, cause?: unknown) { super(504, 'Gateway timeout', { detail, cause }); }
 }
 
+/** The IdP unreachable or failing while finishing a login: 502, or 504 when it timed out. */
+export class IdpFailedError extends GatewayError {
+  constructor(timedOut: boolean, detail: string) {
+    super(timedOut ? 504 : 502, timedOut ? 'Gateway timeout: the identity provider did not answer' : 'Bad gateway: the identity provider failed', {
+      detail, code: 'idp_unavailable',
+    });
+  }
+}
+
 export function errorBody(status: number, message: string): string {
   return JSON.stringify({ error: { code: status, message } });
 }

@@ -8,9 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
-import {
-  BadGatewayError, BadRequestError, CrossSiteError, GatewayError, GatewayTimeoutError, MissingTokenError, NotFoundError,
-} from '../errors.js';
+import { BadRequestError, CrossSiteError, GatewayError, IdpFailedError, MissingTokenError, NotFoundError } from '../errors.js';
 import { parseTarget } from '../request/target.js';
 import type { Principal } from '../token/principal.js';
 import type { StateHolder, LoginState } from '../state.js';
@@ -205,7 +203,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
       const down = idpFailure(err);
       if (down === null) return fail('exchange_failed', describe(err));
       const detail = `identity provider ${down}: ${describe(err)}`;
-      return fail('idp_unavailable', detail, 'idp_unavailable', down === 'timeout' ? new GatewayTimeoutError(detail) : new BadGatewayError(detail));
+      return fail('idp_unavailable', detail, 'idp_unavailable', new IdpFailedError(down === 'timeout', detail));
     }
     if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('subject_mismatch', 'ID token and access token name different subjects');
 

@@ -27,7 +27,7 @@ t.test('callback with the IdP unreachable, failing or timing out', async (t) => 
     }
     return fetch(input, init);
   };
-  const { base, browser, idp, upstream } = await startLoginStack(t, { gateway: { fetch: fetchVia } });
+  const { base, browser, idp, upstream, gw } = await startLoginStack(t, { gateway: { fetch: fetchVia } });
   const callback = async (f: Fault | 'down', query?: string) => {
     const b = browser();
     const cb = await toCallback(b, base, query);
@@ -43,15 +43,17 @@ t.test('callback with the IdP unreachable, failing or timing out', async (t) => 
   const before = upstream.requests.length;
 
   for (const [f, status, message] of [
-    ['down', 502, 'Bad gateway'],
-    ['refused', 502, 'Bad gateway'],
-    ['timeout', 504, 'Gateway timeout'],
+    ['down', 502, 'Bad gateway: the identity provider failed'],
+    ['refused', 502, 'Bad gateway: the identity provider failed'],
+    ['timeout', 504, 'Gateway timeout: the identity provider did not answer'],
   ] as const) {
     await t.test(`token endpoint ${f}: ${status}`, async (t) => {
       const { res, b } = await callback(f);
       t.equal(res.status, status);
       t.same(await res.json(), { error: { code: status, message } });
       t.same(Object.keys(b.gatewayCookies()), [], 'no session; the flow cookie is cleared');
+      const line = gw.entries().filter((e) => e.msg === 'request' && e.route === '/auth/callback').at(-1);
+      t.match(line, { status, reason: 'idp_unavailable' }, 'the access line names the reason');
     });
     await t.test(`token endpoint ${f}, with an error destination: error=idp_unavailable`, async (t) => {
       const { res } = await callback(f, 'project=demo&redirect=/app/x&errorRedirect=/oops');
