@@ -25,7 +25,7 @@ import { cpuBudget } from './cpu-budget.js';
 export type SignatureMode = 'inline' | 'thread-pool';
 
 /** Byte bound of the verified-token cache (estimated retained heap of its entries). */
-export const CACHE_MAX_BYTES = 16 * 1024 * 1024;
+export const CACHE_MAX_BYTES = 8 * 1024 * 1024;
 
 export interface VerifierOptions {
   issuers: readonly IssuerConfig[];
