@@ -63,11 +63,14 @@ async function main() {
       proc = await startGateway({ name: `gw-${p}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir });
       auth = p === 'first' ? { tokens } : { token: p === '401' ? bad : token };
     }
+    const from = Number(process.hrtime.bigint() / 1000n);
     const res = await runLoad({ tool, url: `${proc.url}${API_PATH}`, connections: Number(argv.connections), durationSec: Number(argv.duration), workDir: tmp, ...auth });
+    const to = Number(process.hrtime.bigint() / 1000n);
     await stopChild(proc.child);
     const file = fs.readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) { report.push(`### ${p}: no profile written\n`); continue; }
-    const s = summarise(path.join(profDir, file), { top: Number(argv.top) });
+    fs.writeFileSync(path.join(profDir, 'window.json'), JSON.stringify([from, to]));
+    const s = summarise(path.join(profDir, file), { top: Number(argv.top), window: [from, to] });
     report.push(formatSummary(`${p} (${Math.round(res.rps)} req/s under the profiler)`, s));
     console.log(report.at(-1));
   }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { affinityOf, canPin, installCleanup, isRunning, isStopping, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -24,7 +24,7 @@ const { values: argv } = parseArgs({
     connections: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' },
     rounds: { type: 'string' }, pool: { type: 'string' }, threads: { type: 'string' },
     tool: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, cpus: { type: 'string' },
-    'big-count': { type: 'string' }, 'big-groups': { type: 'string' },
+    'big-count': { type: 'string' }, 'big-groups': { type: 'string' }, 'rss-count': { type: 'string' },
     'no-memory': { type: 'boolean', default: false }, 'no-pin': { type: 'boolean', default: false },
     'check-goals': { type: 'boolean', default: false }, 'keep-tmp': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -38,6 +38,7 @@ if (argv.help) {
   --rounds N         rounds, targets in rotating order (BENCH_ROUNDS, default 3)
   --connections N    keep-alive connections (BENCH_CONNECTIONS, default 50)
   --pool N           distinct tokens for the first-seen rows and the RSS rows (BENCH_POOL, default 100000)
+  --rss-count N      distinct tokens sent in the RSS-peak rows (default 100000; at most --pool)
   --big-count N      distinct large tokens for the RSS-growth rows (default 6000)
   --big-groups N     groups per large token (default 185: about 10 KB of token)
   --threads N        wrk threads (default 1)
@@ -65,6 +66,7 @@ const opts = {
   warmupSec: int('warmup', 'BENCH_WARMUP', 1, 2, 0),
   rounds: int('rounds', 'BENCH_ROUNDS', 1, 3, 1),
   pool: int('pool', 'BENCH_POOL', 100_000, 100_000, 2),
+  rssCount: int('rss-count', 'BENCH_RSS_COUNT', 100_000, 100_000, 1),
   bigCount: int('big-count', 'BENCH_BIG_COUNT', 6000, 6000, 1),
   bigGroups: int('big-groups', 'BENCH_BIG_GROUPS', 185, 185, 1),
   threads: int('threads', 'BENCH_THREADS', 1, 1, 1),
@@ -159,21 +161,29 @@ async function main() {
       const load = { tool, url: t.url, connections: opts.connections, threads: opts.threads, token: t.token, tokens: t.tokens, workDir: tmp };
       try {
         if (opts.warmupSec > 0) t.offset += (await runLoad({ ...load, offset: t.offset, durationSec: opts.warmupSec })).requests + opts.connections;
+        const cpu0 = cpuSeconds(t.proc.pid);
         const res = await runLoad({ ...load, offset: t.offset, durationSec: opts.durationSec });
+        const cpu1 = cpuSeconds(t.proc.pid);
+        // CPU time of the process under test per response: robust to other load on the machine.
+        res.cpuUsPerReq = cpu0 !== null && cpu1 !== null && res.requests ? ((cpu1 - cpu0) * 1e6) / res.requests : null;
         t.offset += res.requests + opts.connections;
         const errs = Object.values(res.errors).reduce((a, b) => a + (b || 0), 0);
         const badStatus = t.expect === 200 ? res.statusErrors : res.requests - res.statusErrors;
         t.runs.push({ ...res, round: r + 1 });
         if (badStatus) t.problems.push(`round ${r + 1}: ${badStatus} of ${res.requests} responses had an unexpected status`);
         if (errs) t.problems.push(`round ${r + 1}: socket errors ${JSON.stringify(res.errors)}`);
-        console.log(`round ${r + 1}/${opts.rounds}  ${t.id.padEnd(14)} ${fmtInt(res.rps).padStart(8)} req/s  p50 ${fmt(res.p50Ms).padStart(6)} ms  p99 ${fmt(res.p99Ms).padStart(6)} ms${badStatus || errs ? '  (!)' : ''}`);
+        console.log(`round ${r + 1}/${opts.rounds}  ${t.id.padEnd(14)} ${fmtInt(res.rps).padStart(8)} req/s  ${fmt(res.cpuUsPerReq, 0).padStart(5)} µs CPU/req  p50 ${fmt(res.p50Ms).padStart(6)} ms  p99 ${fmt(res.p99Ms).padStart(6)} ms${badStatus || errs ? '  (!)' : ''}`);
       } catch (err) {
         t.problems.push(`round ${r + 1}: ${err.message}`);
       }
     }
   }
   for (const t of targets) {
-    t.median = t.runs.length ? { rps: median(t.runs.map((x) => x.rps)), p50Ms: median(t.runs.map((x) => x.p50Ms)), p99Ms: median(t.runs.map((x) => x.p99Ms)) } : null;
+    const cpu = t.runs.map((x) => x.cpuUsPerReq).filter((x) => x !== null);
+    t.median = t.runs.length ? {
+      rps: median(t.runs.map((x) => x.rps)), p50Ms: median(t.runs.map((x) => x.p50Ms)), p99Ms: median(t.runs.map((x) => x.p99Ms)),
+      cpuUsPerReq: cpu.length ? median(cpu) : null,
+    } : null;
     for (const p of t.problems) problems.push(`${t.id}: ${p}`);
   }
   for (const g of Object.values(gateways)) {
@@ -189,8 +199,8 @@ async function main() {
   if (opts.memory && (!opts.only.length || opts.only.includes('memory'))) {
     console.log('\nmemory (fresh gateway per row, 64 in flight):');
     const rows = [
-      { id: 'rss-shipped', heapMb: SHIPPED_HEAP_MB, tokens: pool.tokens },
-      { id: 'rss-nocap', heapMb: 0, tokens: pool.tokens },
+      { id: 'rss-shipped', heapMb: SHIPPED_HEAP_MB, tokens: pool.tokens.slice(0, opts.rssCount) },
+      { id: 'rss-nocap', heapMb: 0, tokens: pool.tokens.slice(0, opts.rssCount) },
       { id: 'big-shipped', heapMb: SHIPPED_HEAP_MB, tokens: big.tokens },
       { id: 'big-nocap', heapMb: 0, tokens: big.tokens },
     ];

@@ -170,3 +170,16 @@ export async function runMain(main) {
   }
   process.exit(code);
 }
+
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc; null if gone. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state = field 3.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch { return null; }
+}
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+})();

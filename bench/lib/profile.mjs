@@ -5,21 +5,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** Category of a call frame, from its script URL and name. Order matters: first match wins. */
+const GATEWAY = /\/dist\/(?!.*node_modules)/;
+const LIB = (names) => new RegExp(`node_modules/(${names})/`);
 const CATEGORIES = [
   ['GC', (url, fn) => fn === '(garbage collector)'],
+  ['socket and file writes (native writev/writeString)', (url, fn) => !url && /^write/.test(fn)],
   ['native (program)', (url, fn) => fn === '(program)'],
-  ['gateway: token/', (url) => /\/dist\/token\//.test(url)],
-  ['gateway: upstream/ (proxy, headers)', (url) => /\/dist\/upstream\//.test(url)],
-  ['gateway: other (server, policy, request, errors, log)', (url) => /\/dist\//.test(url)],
-  ['crypto (node:crypto, verify/hash)', (url) => /internal\/crypto/.test(url)],
-  ['jose (claims)', (url) => /node_modules\/jose\//.test(url)],
-  ['lru-cache', (url) => /node_modules\/lru-cache\//.test(url)],
-  ['logging (pino, sonic-boom)', (url) => /node_modules\/(pino|sonic-boom|@pinojs|fast-redact|on-exit-leak-free)/.test(url)],
-  ['fastify (+ find-my-way, light-my-request, avvio)', (url) => /node_modules\/(fastify|@fastify|find-my-way|avvio|fast-json-stringify)/.test(url)],
-  ['undici', (url) => /node_modules\/undici\//.test(url) || /internal\/deps\/undici/.test(url)],
-  ['node http/net/stream', (url) => /node:(_http|http|net|internal\/(http|net|stream|streams)|stream|internal\/timers|timers)/.test(url) || /^node:_/.test(url)],
+  ['crypto (node:crypto: verify, hash)', (url) => /internal\/crypto/.test(url)],
+  ['jose (claims)', (url) => LIB('jose').test(url)],
+  ['lru-cache', (url) => LIB('lru-cache').test(url)],
+  ['logging (pino, sonic-boom)', (url) => LIB('pino|sonic-boom|@pinojs|fast-redact|on-exit-leak-free|thread-stream').test(url)],
+  ['fastify (+ find-my-way, reply-from, http-proxy)', (url) => LIB('fastify|@fastify/[^/]+|find-my-way|avvio|fast-json-stringify|light-my-request').test(url)],
+  ['undici', (url) => LIB('undici').test(url) || /internal\/deps\/undici/.test(url) || /^wasm:/.test(url)],
+  ['gateway: token/', (url) => GATEWAY.test(url) && /\/dist\/token\//.test(url)],
+  ['gateway: upstream/ (proxy, headers)', (url) => GATEWAY.test(url) && /\/dist\/upstream\//.test(url)],
+  ['gateway: other (server, policy, request, errors, metrics)', (url) => GATEWAY.test(url) || /\/bench\//.test(url)],
+  ['node http/net/streams/events', (url) => /^node:(_http|http|net|stream|events|internal\/(http|net|stream|streams|timers|process\/task_queues|async_hooks))/.test(url)],
   ['node other', (url) => url.startsWith('node:')],
-  ['other JS', () => true],
+  ['other (builtins, prom-client, …)', () => true],
 ];
 
 const short = (url) => {
@@ -30,12 +33,24 @@ const short = (url) => {
   return path.relative(process.cwd(), url.replace(/^file:\/\//, ''));
 };
 
-export function summarise(file, { top = 15 } = {}) {
+/**
+ * `window`: [from, to] in µs of the monotonic clock (process.hrtime.bigint() / 1000n, the clock
+ * of V8's sample timestamps): only samples taken under load count, not start-up or shutdown.
+ */
+export function summarise(file, { top = 15, window = null } = {}) {
   const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const counts = new Map();
-  for (const s of prof.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
+  let t = prof.startTime;
+  let kept = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i];
+    if (window && (t < window[0] || t > window[1])) continue;
+    kept++;
+    counts.set(prof.samples[i], (counts.get(prof.samples[i]) ?? 0) + 1);
+  }
   const usPerSample = (prof.endTime - prof.startTime) / prof.samples.length;
+  if (!kept) throw new Error(`${file}: no samples in the window`);
   let busy = 0;
   let idle = 0;
   const self = new Map();
