@@ -19,7 +19,7 @@ const prefix = process.env.PROXY_PREFIX ?? '/api/v1/projects/bench';
 if (!upstream) { console.error('bare-undici: UPSTREAM_URL is required'); process.exit(2); }
 
 const up = { name: 'cdf', url: upstream, timeoutMs: 30000, credentials: { type: 'none' } };
-const routes = compileRoutes([{ prefix: `${prefix}/`, upstream: 'cdf', rewritePrefix: null, public: true, allow: [], login: null }], { cdf: up });
+const routes = compileRoutes([{ prefix: `${prefix}/`, upstream: 'cdf', rewritePrefix: null, public: true, allow: [], login: null, websockets: false }], { cdf: up });
 const proxy = createProxy({ maxBodyBytes: null, metrics: noopMetrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
 const upstreamHost = new URL(upstream).host;
 
@@ -35,7 +35,7 @@ const handler = (request, reply) => {
   return proxy.forward(request, reply, {
     route,
     forward: { peer, proto: 'http', fromTrustedProxy: false, principal: null, credential: null, upstreamHost },
-    secret: null, setCookies: null, startedAt: performance.now(), bodyTooLarge: false,
+    secret: null, setCookies: null, startedAt: performance.now(), bodyTooLarge: false, bodyIdle: false,
   }, p);
 };
 app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url: `${prefix}/*`, handler });
