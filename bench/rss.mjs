@@ -1,75 +1,61 @@
 #!/usr/bin/env node
-// Memory bound of the verified-token cache: start the gateway with its default tokens.cacheSize,
-// send 100,000 DISTINCT valid tokens (64 in flight, loopback only) and sample the gateway
-// process's resident set (VmRSS, and the kernel's high-water mark VmHWM, from /proc/<pid>/status)
-// during and after. Passes when the peak stays within the limit (200 MB) and every request was
-// answered 200.
+// Memory bound of the verified-token cache, on its own (bench/run.mjs runs the same rows): start
+// the gateway (pinned to one CPU, the runner on another), send --count DISTINCT valid tokens
+// (64 in flight, loopback only) and sample the gateway's resident set (VmRSS, and the kernel's
+// high-water mark VmHWM). Passes when the peak stays within --limit-mb (and, with --growth-mb,
+// the growth over the RSS at start within that) and every request was answered 200.
 //
-//   node bench/rss.mjs [--count 100000] [--concurrency 64] [--limit-mb 200] [--after 5] [--max-seconds 300]
+//   node bench/rss.mjs [--count 100000] [--groups 1] [--heap-mb 128] [--limit-mb 160] [--growth-mb N]
 import fs from 'node:fs';
 import os from 'node:os';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { installCleanup, onCleanup, startHelper, isStopping, runMain } from './lib/proc.mjs';
+import { canPin, installCleanup, onCleanup, pinSelf, runMain, startHelper } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
-import { startGateway, gatewayBuilt, GATEWAY_MAIN, API_PATH } from './lib/gateway.mjs';
+import { API_PATH, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
+import { MB, mb, measureRss } from './lib/memory.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values: argv } = parseArgs({
   options: {
-    count: { type: 'string' },
-    concurrency: { type: 'string' },
-    'limit-mb': { type: 'string' },
-    after: { type: 'string' },
-    'max-seconds': { type: 'string' },
-    'cache-size': { type: 'string' },
-    'heap-mb': { type: 'string' },
-    out: { type: 'string' },
+    count: { type: 'string' }, groups: { type: 'string' }, concurrency: { type: 'string' },
+    'limit-mb': { type: 'string' }, 'growth-mb': { type: 'string' }, after: { type: 'string' },
+    'max-seconds': { type: 'string' }, 'cache-size': { type: 'string' }, 'heap-mb': { type: 'string' },
+    cpus: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (argv.help) {
   console.log(`usage: node bench/rss.mjs [options]
-  --count N         distinct valid tokens to send (env RSS_COUNT, default 100000)
-  --concurrency N   requests in flight (RSS_CONCURRENCY, default 64)
-  --limit-mb N      pass/fail bound on peak RSS in MB of 10^6 bytes (RSS_LIMIT_MB, default 200)
-  --after S         seconds to keep sampling after the last response (default 5)
+  --count N         distinct valid tokens to send (RSS_COUNT, default 100000)
+  --groups N        groups per token (default 1; 185 makes ~10 KB tokens, as Entra issues with many groups)
+  --concurrency N   requests in flight (default 64)
+  --heap-mb N       gateway --max-old-space-size (default 128, as shipped; 0: V8's default, from the host's memory)
+  --limit-mb N      pass/fail bound on peak RSS, MB of 10^6 bytes (default 160 with the cap, 200 without)
+  --growth-mb N     pass/fail bound on peak RSS minus RSS at start (default: none)
+  --cache-size N    tokens.cacheSize (default: the gateway's default)
+  --after S         seconds of sampling after the last response (default 5)
   --max-seconds S   stop sending after this long and fail (default 300)
-  --cache-size N    set tokens.cacheSize (default: left out, so the gateway default applies)
-  --heap-mb N       run the gateway with --max-old-space-size=N, as the Docker image and the Helm
-                    chart do (RSS_HEAP_MB, default 128); 0: V8's default, sized from the host's memory
+  --cpus A,B        CPU for the gateway, CPU for the runner and upstream (default 0,1)
+  --no-pin          do not pin
   --out DIR         results directory (default bench/results)`);
   process.exit(0);
 }
 const num = (v, env, def, min = 0) => {
-  const raw = v ?? process.env[env] ?? def;
+  const raw = v ?? (env ? process.env[env] : undefined) ?? def;
   const n = Number(raw);
   if (!Number.isFinite(n) || n < min) { console.error(`bad value ${raw}`); process.exit(2); }
-  return n;
+  return Math.floor(n);
 };
-const COUNT = Math.floor(num(argv.count, 'RSS_COUNT', 100_000, 1));
-const CONCURRENCY = Math.floor(num(argv.concurrency, 'RSS_CONCURRENCY', 64, 1));
-const LIMIT_MB = num(argv['limit-mb'], 'RSS_LIMIT_MB', 200, 1);
-const AFTER_SEC = num(argv.after, 'RSS_AFTER', 5, 0);
-const MAX_SEC = num(argv['max-seconds'], 'RSS_MAX_SECONDS', 300, 1);
-const CACHE_SIZE = argv['cache-size'] === undefined ? undefined : Math.floor(num(argv['cache-size'], '', 0, 0));
-const HEAP_MB = Math.floor(num(argv['heap-mb'], 'RSS_HEAP_MB', 128, 0));
+const COUNT = num(argv.count, 'RSS_COUNT', 100_000, 1);
+const GROUPS = num(argv.groups, '', 1, 1);
+const HEAP_MB = num(argv['heap-mb'], 'RSS_HEAP_MB', SHIPPED_HEAP_MB, 0);
+const LIMIT_MB = num(argv['limit-mb'], 'RSS_LIMIT_MB', HEAP_MB > 0 ? 160 : 200, 1);
+const GROWTH_MB = argv['growth-mb'] === undefined ? null : num(argv['growth-mb'], '', 0, 1);
+const CACHE_SIZE = argv['cache-size'] === undefined ? undefined : num(argv['cache-size'], '', 0, 0);
+const CPUS = (argv.cpus ?? '0,1').split(',');
 const OUT_DIR = path.resolve(argv.out ?? path.join(HERE, 'results'));
-
-const MB = 1e6;
-const mb = (bytes) => (bytes / MB).toFixed(1);
-
-/** VmRSS and VmHWM of `pid` in bytes, or null once the process is gone. */
-function readMem(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch { return null; }
-}
 
 async function main() {
   installCleanup();
@@ -77,115 +63,38 @@ async function main() {
   if (!gatewayBuilt()) throw new Error(`gateway not built: ${GATEWAY_MAIN} is missing (run \`npm run build\`)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cdf-gw-rss-'));
   onCleanup(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const pinned = !argv['no-pin'] && canPin(CPUS);
 
-  const issuer = await startIssuer();
+  const issuer = await startIssuer({ cacheDir: path.join(OUT_DIR, '.tokens') });
   onCleanup(() => issuer.close());
+  const t0 = Date.now();
+  const { tokens, cached } = await issuer.mintMany(COUNT, GROUPS > 1 ? { offset: 5_000_000, groups: GROUPS, label: 'big' } : { offset: 1_000_000 });
+  console.log(`${COUNT.toLocaleString('en-US')} tokens of ${tokens[0].length} bytes ${cached ? 'from the cache' : 'minted'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (pinned) pinSelf(CPUS[1]);
   const upstream = await startHelper(path.join(HERE, 'upstream.mjs'));
   const gw = await startGateway({
-    name: 'gw-rss', dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri,
-    upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheSize: CACHE_SIZE,
-    nodeArgs: HEAP_MB > 0 ? [`--max-old-space-size=${HEAP_MB}`] : [],
+    name: 'gw-rss', dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, cpu: pinned ? CPUS[0] : undefined,
+    upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheSize: CACHE_SIZE, heapMb: HEAP_MB,
   });
-  console.log(`gateway heap: ${HEAP_MB > 0 ? `--max-old-space-size=${HEAP_MB}` : "V8's default (from the host's memory)"}`);
-  const pid = gw.pid;
-
-  // Sampler: every 100 ms, bounded by the run (cleared below).
-  const samples = [];
-  let peakRss = 0;
-  const t0 = Date.now();
-  const sample = () => {
-    const m = readMem(pid);
-    if (!m) return;
-    samples.push({ t: (Date.now() - t0) / 1000, rss: m.rss });
-    if (m.rss > peakRss) peakRss = m.rss;
-  };
-  sample();
-  const startRss = samples[0]?.rss ?? NaN;
-  const sampler = setInterval(sample, 100);
-  onCleanup(() => clearInterval(sampler));
-
-  console.log(`gateway pid ${pid} ready; RSS at start ${mb(startRss)} MB; tokens.cacheSize ${CACHE_SIZE ?? '(gateway default)'}`);
-  console.log(`sending ${COUNT.toLocaleString('en-US')} distinct valid RS256 tokens, ${CONCURRENCY} in flight, to ${gw.url}${API_PATH}`);
-
-  // Sender: tokens are minted lazily (jose signs on libuv's thread pool) so minting overlaps sending.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  onCleanup(() => agent.destroy());
-  const statuses = {};
-  let errors = 0;
-  let firstError = null;
-  let next = 0;
-  let done = 0;
-  const deadline = Date.now() + MAX_SEC * 1000;
-  const get = (token) => new Promise((resolve) => {
-    const req = http.get({
-      host: '127.0.0.1', port: gw.port, path: API_PATH, agent,
-      headers: { authorization: `Bearer ${token}` }, timeout: 10_000,
-    }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-      res.on('error', (e) => resolve(e));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => resolve(e));
+  console.log(`gateway pid ${gw.pid}${pinned ? ` on CPU ${CPUS[0]}` : ' (UNPINNED)'}, heap ${HEAP_MB > 0 ? `--max-old-space-size=${HEAP_MB}` : "V8's default"}, tokens.cacheSize ${CACHE_SIZE ?? '(default)'}`);
+  const m = await measureRss({
+    gw, path: API_PATH, tokens, concurrency: num(argv.concurrency, 'RSS_CONCURRENCY', 64, 1),
+    afterSec: num(argv.after, '', 5, 0), maxSec: num(argv['max-seconds'], '', 300, 1), progress: (l) => console.log(`  ${l}`),
   });
-  async function worker() {
-    while (next < COUNT && Date.now() < deadline && !isStopping()) {
-      const i = next++;
-      const token = await issuer.mint(i);
-      const r = await get(token);
-      if (typeof r === 'number') statuses[r] = (statuses[r] ?? 0) + 1;
-      else { errors++; firstError ??= r.message; }
-      if (++done % 10_000 === 0) {
-        const m = readMem(pid);
-        console.log(`  ${done.toLocaleString('en-US').padStart(7)} sent, ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s, RSS ${m ? mb(m.rss) : '—'} MB, peak so far ${mb(Math.max(peakRss, m?.rss ?? 0))} MB`);
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  if (isStopping()) throw new Error('interrupted: no results written');
-  const sendSec = (Date.now() - t0) / 1000;
-  const rssAtEnd = readMem(pid)?.rss ?? NaN;
-
-  // After: idle sampling, then one collection-friendly pause, bounded by AFTER_SEC.
-  await sleep(AFTER_SEC * 1000);
-  clearInterval(sampler);
-  sample();
-  const mem = readMem(pid);
-  const alive = gw.running() && mem !== null;
-  const hwm = mem?.hwm ?? NaN;
-  const peak = Math.max(peakRss, Number.isFinite(hwm) ? hwm : 0);
-
-  const ok = statuses[200] ?? 0;
-  const complete = done === COUNT;
   const reasons = [];
-  if (!alive) reasons.push('the gateway exited during the run');
-  if (!complete) reasons.push(`only ${done} of ${COUNT} requests sent within ${MAX_SEC} s`);
-  if (ok !== COUNT) reasons.push(`${COUNT - ok} requests not answered 200 (statuses ${JSON.stringify(statuses)}, errors ${errors}${firstError ? `, first: ${firstError}` : ''})`);
-  if (!(peak <= LIMIT_MB * MB)) reasons.push(`peak RSS ${mb(peak)} MB exceeds ${LIMIT_MB} MB`);
-  const pass = reasons.length === 0;
-
-  console.log('');
-  console.log(`requests: ${done.toLocaleString('en-US')} in ${sendSec.toFixed(1)} s (${(done / sendSec).toFixed(0)} req/s incl. minting); statuses ${JSON.stringify(statuses)}; errors ${errors}`);
-  console.log(`RSS: start ${mb(startRss)} MB, end of sending ${mb(rssAtEnd)} MB, after ${AFTER_SEC} s idle ${mem ? mb(mem.rss) : '—'} MB`);
-  console.log(`peak RSS: ${mb(peak)} MB (${(peak / 2 ** 20).toFixed(1)} MiB; sampled max ${mb(peakRss)} MB, VmHWM ${mb(hwm)} MB) — limit ${LIMIT_MB} MB`);
-  console.log(pass ? `PASS: peak RSS ${mb(peak)} MB ≤ ${LIMIT_MB} MB` : `FAIL: ${reasons.join('; ')}`);
-  if (!alive || errors) {
-    const tail = gw.tail(1500);
-    if (tail) console.log(`--- gateway output (tail) ---\n${tail}`);
-  }
-
+  if (!gw.running()) reasons.push('the gateway exited during the run');
+  if (m.ok !== COUNT) reasons.push(`${COUNT - m.ok} requests not answered 200 (statuses ${JSON.stringify(m.statuses)}, errors ${m.errors}${m.firstError ? `, first: ${m.firstError}` : ''})`);
+  if (!(m.peak <= LIMIT_MB * MB)) reasons.push(`peak RSS ${mb(m.peak)} MB exceeds ${LIMIT_MB} MB`);
+  if (GROWTH_MB !== null && !(m.growth <= GROWTH_MB * MB)) reasons.push(`RSS growth ${mb(m.growth)} MB exceeds ${GROWTH_MB} MB`);
+  console.log(`\nrequests: ${m.sent.toLocaleString('en-US')} in ${m.seconds.toFixed(1)} s; statuses ${JSON.stringify(m.statuses)}; errors ${m.errors}`);
+  console.log(`RSS: start ${mb(m.startRss)} MB, end of sending ${mb(m.endRss)} MB, after idle ${m.afterRss === null ? '—' : mb(m.afterRss)} MB`);
+  console.log(`peak RSS ${mb(m.peak)} MB (VmHWM ${mb(m.hwm)} MB), growth ${mb(m.growth)} MB — limit ${LIMIT_MB} MB${GROWTH_MB !== null ? `, growth limit ${GROWTH_MB} MB` : ''}`);
+  console.log(reasons.length ? `FAIL: ${reasons.join('; ')}` : 'PASS');
   fs.mkdirSync(OUT_DIR, { recursive: true });
   const file = path.join(OUT_DIR, `rss-${new Date(t0).toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(file, JSON.stringify({
-    startedAt: new Date(t0).toISOString(), node: process.version, cpus: os.cpus().length,
-    count: COUNT, concurrency: CONCURRENCY, cacheSize: CACHE_SIZE ?? 'default', heapMB: HEAP_MB || 'default', limitMB: LIMIT_MB,
-    sent: done, sendSeconds: sendSec, statuses, errors, firstError,
-    rssBytes: { start: startRss, endOfSending: rssAtEnd, afterIdle: mem?.rss ?? null, sampledPeak: peakRss, vmHWM: hwm, peak },
-    pass, reasons,
-    samples: samples.filter((_, i) => i % 10 === 0), // one per second
-  }, null, 2) + '\n');
+  fs.writeFileSync(file, JSON.stringify({ count: COUNT, groups: GROUPS, tokenBytes: tokens[0].length, heapMB: HEAP_MB || 'default', pinned, limitMB: LIMIT_MB, growthMB: GROWTH_MB, ...m, pass: !reasons.length, reasons }, null, 2) + '\n');
   console.log(`JSON: ${path.relative(process.cwd(), file) || file}`);
-  return pass ? 0 : 1;
+  return reasons.length ? 1 : 0;
 }
 
 await runMain(main);

@@ -11,7 +11,8 @@ const body = Buffer.from(JSON.stringify({
 }));
 const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
 
-const server = http.createServer((req, res) => {
+// Large headers accepted: a 10 KB token is forwarded (user-token) with its groups in X-Auth-Request-Groups.
+const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
   // Drain any request body, then answer.
   req.resume();
   res.writeHead(200, headers);

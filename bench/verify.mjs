@@ -1,12 +1,13 @@
 // Micro-benchmark: µs per RS256 token verification, our TokenVerifier against jose and bare
 // node:crypto, in one run on one machine.
 //
-//   npx tsc -p tsconfig.build.json && node bench/verify.mjs [--tokens 2000] [--rounds 5]
+//   npx tsc -p tsconfig.build.json && taskset -c 0 node bench/verify.mjs [--tokens 2000] [--rounds 5]
+//   (pinned to one CPU: the gateway's own choice there is inline; unpinned, the thread pool)
 //
 // (a) jose jwtVerify with a CryptoKey            (WebCrypto per call)
 // (b) jose jwtVerify with createLocalJWKSet      (key lookup + WebCrypto)
 // (c) bare node:crypto.verify, cached KeyObject  (the floor: signature only)
-// (d) TokenVerifier, cache off, distinct tokens  (first-seen tokens: parse, key, signature, claims)
+// (d) TokenVerifier, cache off, distinct tokens  (first-seen: claims, key, signature), inline and (d') on the thread pool
 // (e) TokenVerifier, cache hit
 //
 // Then the same distinct tokens 50 in flight (as under load), with the CPU each costs: on the
@@ -15,6 +16,8 @@
 import { createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { SignJWT, createLocalJWKSet, exportJWK, importJWK, jwtVerify } from 'jose';
 import { TokenVerifier } from '../dist/token/verify.js';
 
@@ -45,11 +48,16 @@ const tokensConfig = {
 };
 const issuers = [{ issuer: ISS, jwksUri: `${ISS}/jwks`, audiences: [AUD], algorithms: ['RS256'] }];
 const fakeFetch = async () => new Response(JSON.stringify(jwks), { status: 200, headers: { 'content-type': 'application/json' } });
-const uncached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch });
+const uncached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch, signatures: 'inline' });
+const uncachedPool = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch, signatures: 'thread-pool' });
 const cached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 10000 }, fetch: fakeFetch });
 await uncached.warmUp();
+await uncachedPool.warmUp();
 await cached.warmUp();
-if (!uncached.readiness().ready || !cached.readiness().ready) throw new Error('verifiers not ready');
+if (!uncached.readiness().ready || !uncachedPool.readiness().ready || !cached.readiness().ready) throw new Error('verifiers not ready');
+const defaultMode = new TokenVerifier({ issuers, tokens: tokensConfig }).signatures;
+const affinity = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
+console.log(`CPUs allowed: ${affinity} (os.availableParallelism() ${availableParallelism()}); the gateway here would check signatures ${defaultMode}`);
 
 const localSet = createLocalJWKSet(jwks);
 const opts = { issuer: ISS, audience: AUD, algorithms: ['RS256'] };
@@ -70,7 +78,8 @@ const cases = [
   ['(a) jose jwtVerify, CryptoKey', async (tok) => { await jwtVerify(tok, cryptoKey, opts); }],
   ['(b) jose jwtVerify, createLocalJWKSet', async (tok) => { await jwtVerify(tok, localSet, opts); }],
   ['(c) node:crypto.verify, cached KeyObject', async (tok) => { bare(tok); }],
-  ['(d) TokenVerifier, cache off', async (tok) => { await uncached.verify(tok); }],
+  ['(d) TokenVerifier, cache off, inline', async (tok) => { await uncached.verify(tok); }],
+  ['(d\') TokenVerifier, cache off, thread pool', async (tok) => { await uncachedPool.verify(tok); }],
   ['(e) TokenVerifier, cache hit', async () => { await cached.verify(tokens[0]); }],
 ];
 await cached.verify(tokens[0]);
@@ -111,7 +120,8 @@ async function runConcurrent(fn) {
 const conc = [
   ['(c) node:crypto.verify, sync', async (tok) => { bare(tok); }],
   ['(c\') node:crypto.verify, thread pool', bareAsync],
-  ['(d) TokenVerifier, cache off', async (tok) => { await uncached.verify(tok); }],
+  ['(d) TokenVerifier, cache off, inline', async (tok) => { await uncached.verify(tok); }],
+  ['(d\') TokenVerifier, cache off, thread pool', async (tok) => { await uncachedPool.verify(tok); }],
 ];
 const bestC = conc.map(() => null);
 for (let r = 0; r < ROUNDS; r++) {
@@ -127,4 +137,5 @@ for (let c = 0; c < conc.length; c++) {
   console.log(`${conc[c][0].padEnd(44)}${x.wall.toFixed(1).padStart(8)}${x.loop.toFixed(1).padStart(12)}${x.cpu.toFixed(1).padStart(13)}`);
 }
 uncached.close();
+uncachedPool.close();
 cached.close();

@@ -3,6 +3,10 @@
 // and what callers test (never the status number). src/http/respond.ts maps them to CDF's shape
 // {"error":{"code":<status>,"message":"<safe text>"}} in one place. `message` is public text;
 // `detail` is for logs only and must never hold a secret.
+//
+// Refusals (4xx) are expected, frequent and cheap: they capture no stack trace (nothing reads
+// one: the log serializer writes type, message and detail only), share their header objects, and
+// their JSON bodies are serialised once per (status, message).
 
 export const REALM = 'cdf-auth-gateway';
 
@@ -25,6 +29,8 @@ export const REASONS = [
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+
 export class GatewayError extends Error {
   /** The stable refusal reason. */
   readonly code: Reason;
@@ -34,11 +40,18 @@ export class GatewayError extends Error {
   /** Internal detail for the log line; never sent to the client. */
   readonly detail: string | undefined;
 
-  constructor(status: number, message: string, opts: { headers?: Record<string, string>; detail?: string; cause?: unknown; code?: Reason } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+  constructor(status: number, message: string, opts: { headers?: Readonly<Record<string, string>>; detail?: string; cause?: unknown; code?: Reason } = {}) {
+    // Error.captureStackTrace runs inside super(): with the limit at 0 it records nothing.
+    const limit = Error.stackTraceLimit;
+    if (status < 500) Error.stackTraceLimit = 0;
+    try {
+      super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.code = opts.code ?? defaultReason(status);
     this.status = status;
-    this.headers = opts.headers ?? {};
+    this.headers = opts.headers ?? NO_HEADERS;
     this.detail = opts.detail;
   }
 }
@@ -64,6 +77,10 @@ function bearerChallenge(error?: string, description?: string): string {
   return v;
 }
 
+const MISSING_TOKEN_HEADERS = Object.freeze({ 'www-authenticate': bearerChallenge() });
+const INVALID_TOKEN_HEADERS = Object.freeze({ 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') });
+const INSUFFICIENT_SCOPE_HEADERS = Object.freeze({ 'www-authenticate': bearerChallenge('insufficient_scope') });
+
 export class BadRequestError extends GatewayError {
   constructor(message: string, detail?: string, code: Reason = 'bad_request') { super(400, message, { detail, code }); }
 }
@@ -78,7 +95,7 @@ export class InvalidRequestError extends GatewayError {
 /** No credentials presented. */
 export class MissingTokenError extends GatewayError {
   constructor() {
-    super(401, 'Unauthorized: a bearer token is required', { headers: { 'www-authenticate': bearerChallenge() } });
+    super(401, 'Unauthorized: a bearer token is required', { headers: MISSING_TOKEN_HEADERS });
   }
 }
 
@@ -104,17 +121,14 @@ function tokenReason(kind: string): Reason {
 export class InvalidTokenError extends GatewayError {
   readonly reason: string;
   constructor(reason: string, detail?: string, cause?: unknown) {
-    super(401, 'Unauthorized: invalid token', {
-      detail: detail ?? reason, cause, code: tokenReason(reason),
-      headers: { 'www-authenticate': bearerChallenge('invalid_token', 'The access token is invalid') },
-    });
+    super(401, 'Unauthorized: invalid token', { detail: detail ?? reason, cause, code: tokenReason(reason), headers: INVALID_TOKEN_HEADERS });
     this.reason = reason;
   }
 }
 
 export class InsufficientScopeError extends GatewayError {
   constructor(code: Reason = 'no_rule', detail?: string) {
-    super(403, 'Forbidden', { code, detail, headers: { 'www-authenticate': bearerChallenge('insufficient_scope') } });
+    super(403, 'Forbidden', { code, detail, headers: INSUFFICIENT_SCOPE_HEADERS });
   }
 }
 
@@ -175,8 +189,21 @@ export class IdpFailedError extends GatewayError {
   }
 }
 
+/** Serialised bodies by status and message: refusals repeat a handful of fixed texts. */
+const BODIES = new Map<string, string>();
+const BODIES_MAX = 256;
+
+/** CDF's error shape, `{"error":{"code":<status>,"message":"<message>"}}`, serialised once per (status, message). */
 export function errorBody(status: number, message: string): string {
-  return JSON.stringify({ error: { code: status, message } });
+  const key = `${status} ${message}`;
+  let body = BODIES.get(key);
+  if (body === undefined) {
+    body = JSON.stringify({ error: { code: status, message } });
+    // Messages are fixed texts in practice; a bound keeps a message with variable text from growing it.
+    if (BODIES.size >= BODIES_MAX) BODIES.clear();
+    BODIES.set(key, body);
+  }
+  return body;
 }
 
 /** The credentials presented are not acceptable (as opposed to an outage: keys, IdP, store). */

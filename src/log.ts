@@ -40,15 +40,32 @@ export interface Loggers {
   readonly access: Logger;
 }
 
+/**
+ * Standard output, asynchronous and buffered: lines collect until 4 KiB are pending (one write()
+ * per ~25 access lines instead of one each) and at most a second. pino writes out what is left,
+ * synchronously, when the process exits (process.exit, a fatal uncaught exception, the end of
+ * the event loop); Gateway.close() flushes on shutdown.
+ */
+export const STDOUT_BUFFER = { minLength: 4096, periodicFlush: 1000 } as const;
+
+interface Flushable { write(line: string): unknown; flush(cb?: (err?: Error) => void): void }
+
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
-  const dest = destination ?? pino.destination({ dest: 1, sync: false });
+  const dest: DestinationStream = destination ?? pino.destination({ dest: 1, sync: false, ...STDOUT_BUFFER });
+  let prompt = dest;
+  if (destination === undefined) {
+    // Lines other than access lines (start, warnings, errors) are rarer and wanted promptly: each
+    // starts a write of what is pending unless one is in progress (no fsync).
+    const d = dest as unknown as Flushable;
+    prompt = { write(line: string) { d.write(line); d.flush(); }, flush: (cb?: (err?: Error) => void) => d.flush(cb) } as DestinationStream;
+  }
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   return {
     logger: pino({
       ...common,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: errSerializer, error: errSerializer, url: pathOnly },
-    }, dest),
+    }, prompt),
     access: pino(common, dest),
   };
 }

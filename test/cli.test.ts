@@ -82,4 +82,19 @@ t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
   t.equal(await res.text(), 'done');
   t.equal(await exited, 0, 'clean exit after draining');
   t.notMatch(out, token, 'the token never reached the log');
+  // Access lines are buffered (4 KiB / 1 s); the one written while draining is flushed at exit.
+  const access = out.split('\n').filter((l) => l.includes('"msg":"request"')).map((l) => JSON.parse(l) as { path: string; status: number });
+  t.same(access.map((a) => [a.path, a.status]), [['/slow', 200]], 'the access line of the drained request was flushed on shutdown');
+});
+
+t.test('buffered log lines are written out when the process dies of an uncaught exception', async (t) => {
+  const script = `
+    import { createLoggers } from ${JSON.stringify(join(process.cwd(), 'dist/log.js'))};
+    const { access } = createLoggers({ level: 'info' });
+    access.info({ path: '/before-the-crash', status: 200 }, 'request');
+    setImmediate(() => { throw new Error('boom'); });`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.not(r.status, 0, 'the process failed');
+  t.match(r.stderr, /boom/);
+  t.match(r.stdout, /"path":"\/before-the-crash"/, 'the buffered line reached stdout');
 });

@@ -18,7 +18,7 @@ export function gatewayBuilt() { return fs.existsSync(GATEWAY_MAIN); }
  * The gateway YAML (written as YAML flow mappings, i.e. JSON values, which YAML 1.2 reads as is).
  * `tokens.cacheSize` is left out when `cacheSize` is undefined, so the gateway default applies.
  */
-export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUrl, cacheSize, logLevel = 'warn', accessLog = false }) {
+export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUrl, cacheSize, logLevel = 'info', accessLog = true }) {
   const j = JSON.stringify;
   const tokens = cacheSize === undefined ? {} : { cacheSize };
   return [
@@ -34,11 +34,18 @@ export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUr
   ].join('\n');
 }
 
+/** The heap cap the Docker image, the Helm chart and deploy/base ship (NODE_OPTIONS). */
+export const SHIPPED_HEAP_MB = 128;
+
 /**
  * Write the config into `dir`, start the gateway and wait for admin /readyz → 200.
- * stdout goes to `<dir>/<name>.out` (or /dev/null with `discardStdout`), stderr to `<dir>/<name>.err`.
+ * stdout (the access log) goes to `<dir>/<name>.out` (or /dev/null with `discardStdout`), stderr
+ * to `<dir>/<name>.err`. `heapMb` 0: V8's default heap, sized from the host's memory. `cpu`: pin
+ * with taskset. `cpuProfDir`: run with --cpu-prof (written when the gateway exits).
  */
-export async function startGateway({ name, dir, discardStdout = false, readyTimeoutMs = 30000, nodeArgs = [], ...cfg }) {
+export async function startGateway({
+  name, dir, discardStdout = false, readyTimeoutMs = 30000, heapMb = SHIPPED_HEAP_MB, cpu, cpuProfDir, nodeArgs = [], ...cfg
+}) {
   const port = await freePort();
   const adminPort = await freePort();
   const configPath = path.join(dir, `${name}.yaml`);
@@ -47,15 +54,19 @@ export async function startGateway({ name, dir, discardStdout = false, readyTime
   const errPath = path.join(dir, `${name}.err`);
   const out = fs.openSync(outPath, 'w');
   const err = fs.openSync(errPath, 'w');
-  const child = startProcess(process.execPath, [...nodeArgs, GATEWAY_MAIN, '--config', configPath], {
+  const args = [...nodeArgs];
+  if (heapMb > 0) args.push(`--max-old-space-size=${heapMb}`);
+  if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
+  const child = startProcess(process.execPath, [...args, GATEWAY_MAIN, '--config', configPath], {
     cwd: REPO,
     stdio: ['ignore', out, err],
     env: { ...process.env, NODE_ENV: 'production' },
+    cpu,
   });
   fs.closeSync(out);
   fs.closeSync(err);
   const gw = {
-    name, child, pid: child.pid, port, adminPort, configPath, outPath, errPath,
+    name, child, pid: child.pid, port, adminPort, configPath, outPath, errPath, heapMb,
     url: `http://127.0.0.1:${port}`,
     running: () => isRunning(child),
     stop: () => stopChild(child),

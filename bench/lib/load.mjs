@@ -53,6 +53,7 @@ export function chooseTool(requested = 'auto') {
  * @param {number} [o.threads]      wrk threads
  * @param {string} [o.token]        one bearer token for every request
  * @param {string[]} [o.tokens]     bearer tokens rotated request by request
+ * @param {number} [o.offset]       index of the first token of this run (continue where the last stopped)
  * @param {string} o.workDir        where wrk's Lua script and token file go
  */
 export async function runLoad(o) {
@@ -82,7 +83,9 @@ function luaScript({ tokensPath }) {
     'function init(args)',
     '  if tokens_file then',
     '    for line in io.lines(tokens_file) do if #line > 0 then n = n + 1; tokens[n] = "Bearer " .. line end end',
-    '    i = (((tid or 1) - 1) * 7919) % n', // threads start at different places in the pool
+    // The run starts at `offset` (where the previous run of the same target stopped), threads at
+    // different places from there.
+    '    i = ((tonumber(args[1]) or 0) + ((tid or 1) - 1) * 7919) % n',
     '  end',
     'end',
     'if tokens_file then',
@@ -103,7 +106,7 @@ function luaScript({ tokensPath }) {
   return lines.join('\n');
 }
 
-async function runWrk({ url, connections, durationSec, threads = 1, token, tokens, workDir, timeoutSec = 5 }) {
+async function runWrk({ url, connections, durationSec, threads = 1, token, tokens, offset = 0, workDir, timeoutSec = 5 }) {
   const tokensPath = tokens?.length ? tokensFile(tokens, workDir) : null;
   const script = path.join(workDir, tokensPath ? 'wrk-pool.lua' : 'wrk-static.lua');
   fs.writeFileSync(script, luaScript({ tokensPath }));
@@ -111,6 +114,7 @@ async function runWrk({ url, connections, durationSec, threads = 1, token, token
   const args = ['-t', String(t), '-c', String(connections), '-d', `${durationSec}s`, '--timeout', `${timeoutSec}s`, '-s', script];
   if (token && !tokensPath) args.push('-H', `Authorization: Bearer ${token}`);
   args.push(url);
+  if (tokensPath) args.push('--', String(offset));
   const child = startProcess('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -138,7 +142,7 @@ async function runWrk({ url, connections, durationSec, threads = 1, token, token
   };
 }
 
-async function runAutocannon({ url, connections, durationSec, token, tokens, timeoutSec = 5 }) {
+async function runAutocannon({ url, connections, durationSec, token, tokens, offset = 0, timeoutSec = 5 }) {
   const u = new URL(url);
   const opts = {
     url: u.origin,
@@ -149,7 +153,7 @@ async function runAutocannon({ url, connections, durationSec, token, tokens, tim
   };
   if (tokens?.length) {
     const bearer = tokens.map((t) => `Bearer ${t}`);
-    let k = 0;
+    let k = offset;
     opts.requests = [{
       method: 'GET',
       path: u.pathname + u.search,

@@ -1,6 +1,7 @@
 // Child-process bookkeeping for the benchmarks: every process we start is tracked and ended on
 // normal exit, on error and on Ctrl-C. Only 127.0.0.1 is ever used.
-import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,8 +51,33 @@ export function track(child) {
   return child;
 }
 
-export function startProcess(cmd, args, opts = {}) {
+/**
+ * spawn(), tracked. `cpu` (a CPU list such as "0") pins the process with `taskset -c`, which
+ * execs the command in place (same pid).
+ */
+export function startProcess(cmd, args, { cpu, ...opts } = {}) {
+  if (cpu !== undefined && cpu !== null) return track(spawn('taskset', ['-c', String(cpu), cmd, ...args], opts));
   return track(spawn(cmd, args, opts));
+}
+
+/** `taskset` is usable here (Linux, util-linux installed, and the CPUs exist). */
+export function canPin(cpus) {
+  try {
+    execFileSync('taskset', ['-c', cpus.join(','), 'true'], { stdio: 'ignore' });
+    return true;
+  } catch { return false; }
+}
+
+/** Pins this process, every thread of it (libuv's pool too), to `cpu`; children inherit it. */
+export function pinSelf(cpu) {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
+}
+
+/** The CPU list a process may run on (from /proc), e.g. "0" or "0-1". */
+export function affinityOf(pid) {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
+  } catch { return null; }
 }
 
 export function isRunning(child) {
@@ -73,10 +99,11 @@ export async function stopChild(child, graceMs = 5000) {
  * listens on 127.0.0.1:0 and reports `{ ready: true, port }` over IPC; it exits when the IPC
  * channel closes, so it cannot outlive the runner even after a SIGKILL.
  */
-export async function startHelper(script, env = {}, timeoutMs = 15000) {
-  const child = startProcess(process.execPath, [script], {
+export async function startHelper(script, env = {}, { timeoutMs = 15000, cpu, nodeArgs = [] } = {}) {
+  const child = startProcess(process.execPath, [...nodeArgs, script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
+    cpu,
   });
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -143,3 +170,16 @@ export async function runMain(main) {
   }
   process.exit(code);
 }
+
+/** CPU seconds (user + system, every thread) a process has used so far, from /proc; null if gone. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at state = field 3.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch { return null; }
+}
+const CLK_TCK = (() => {
+  try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
+})();

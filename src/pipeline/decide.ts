@@ -74,6 +74,8 @@ export type Decision = Allowed | Refused;
 export interface Identity {
   readonly principal: Principal;
   readonly session: Session | null;
+  /** The verified access token (the bearer token, or the session's): for this request only, never cached. */
+  readonly token: string;
 }
 
 const MATRIX_PARAMS = /;[^/]*/g;
@@ -147,7 +149,7 @@ async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<
 
   let credential: Credential | null = null;
   if (ask.entry === 'proxy' || ask.entry === 'upgrade') {
-    credential = await state.credentials.get(route.upstream.name)!.get(identity.principal);
+    credential = await state.credentials.get(route.upstream.name)!.get(identity.principal, identity.token);
   }
   return allowed(p, identity.principal, identity.session, credential);
 }
@@ -182,12 +184,12 @@ export async function identify(
   p: { setCookies: string[] | null },
 ): Promise<Identity | null> {
   const token = bearerToken(headers, rawHeaders);
-  if (token !== null) return { principal: await state.verifier.verify(token), session: null };
+  if (token !== null) return { principal: await state.verifier.verify(token), session: null, token };
   const sessions = state.login?.sessions;
   const cookie = headers.cookie;
   if (sessions === undefined || (route !== null && route.login === null) || cookie === undefined) return null;
   const r = await sessions.authenticate(sessions.cookies(cookie), route?.login ?? null);
   p.setCookies = r.setCookies;
   if (r.session === null) return null;
-  return { principal: r.principal, session: r.session };
+  return { principal: r.principal, session: r.session, token: r.session.accessToken };
 }

@@ -1,5 +1,7 @@
 // Who is calling, derived once from a verified token's claims and shared by policy, headers
-// and credentials. Immutable; cached with the verified token.
+// and credentials. Immutable; cached with the verified token. It never holds the token itself:
+// the cache outlives requests, and only a `user-token` upstream needs the token, for the one
+// request it forwards (see upstream/credentials.ts).
 import type { JWTPayload } from 'jose';
 import { InvalidTokenError } from '../errors.js';
 
@@ -15,8 +17,6 @@ export interface Principal {
   readonly issuer: string;
   /** `exp` in milliseconds since the epoch. */
   readonly expiresAt: number;
-  /** The raw, verified compact JWT (forwarded to `user-token` upstreams). */
-  readonly token: string;
   /** `groups` joined with ',' for X-Auth-Request-Groups (precomputed, header-safe). */
   readonly groupsHeader: string;
 }
@@ -45,7 +45,7 @@ function addScopes(into: Set<string>, value: unknown): void {
  * - scopes: union of `scp` (space-separated string or array) and `scope` (string or array).
  * - email: the `email` claim when it is a printable-ASCII string, else null.
  */
-export function principalFromClaims(payload: JWTPayload, token: string): Principal {
+export function principalFromClaims(payload: JWTPayload): Principal {
   const { sub, exp, iss } = payload;
   if (typeof sub !== 'string' || !HEADER_SAFE.test(sub)) throw new InvalidTokenError('claim:sub', 'sub is not a printable string');
   if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new InvalidTokenError('claim:exp', 'exp is not a number');
@@ -73,7 +73,25 @@ export function principalFromClaims(payload: JWTPayload, token: string): Princip
     scopes: scopes as ReadonlySet<string>,
     issuer: iss,
     expiresAt: exp * 1000,
-    token,
     groupsHeader: headerGroups.join(','),
   });
+}
+
+/** V8 heap bytes of a string: header plus one byte per character (two for non-Latin-1), rounded up. */
+function stringBytes(s: string): number {
+  // eslint-disable-next-line no-control-regex
+  const width = /[^\x00-\xff]/.test(s) ? 2 : 1;
+  return 16 + ((s.length * width + 7) & ~7);
+}
+
+/**
+ * An estimate of the heap a Principal retains (its object, strings, arrays and set), used to
+ * bound the verified-token cache in bytes. Large tokens (hundreds of groups) weigh what they hold.
+ */
+export function principalBytes(p: Principal): number {
+  let n = 350; // the frozen object, the groups array, the scopes Set (measured: ~530 bytes for a typical small token)
+  n += stringBytes(p.sub) + (p.email === null ? 0 : stringBytes(p.email)) + stringBytes(p.groupsHeader);
+  for (const g of p.groups) n += 8 + stringBytes(g);
+  for (const s of p.scopes) n += 24 + stringBytes(s);
+  return n;
 }

@@ -1,14 +1,14 @@
 // Bearer JWT verification: the hot path of every API request.
 //
-// Signatures are checked with node:crypto.verify against KeyObjects cached per issuer (see
-// keys.ts) rather than with jose's jwtVerify, which goes through WebCrypto and costs ~3× more
-// per RS256 token; the RSA work runs on the libuv thread pool (crypto.verify with a callback),
-// so a second core can share it. Claims are still validated by jose (see validateClaims below).
-// Verified tokens are kept in an LRU until their `exp` or until the key that verified them goes
-// away.
-import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { TextDecoder } from 'node:util';
-import { UnsecuredJWT, errors as joseErrors, type JWTPayload } from 'jose';
+// Signatures are checked with node:crypto (signature.ts) against KeyObjects cached per issuer
+// (keys.ts), inline or on the thread pool depending on the CPUs the process may use
+// (cpu-budget.ts). Claims are validated by jose, on the one decode of the payload (see
+// claims()), before the signature: a token refused for its claims costs no RSA. Verified tokens
+// are kept in an LRU, keyed by their SHA-256 and bounded in entries and bytes, until their `exp`
+// or until the key that verified them goes away.
+import * as nodeCrypto from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { UnsecuredJWT, errors as joseErrors, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
@@ -17,7 +17,15 @@ import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics, type VerifyOutcome } from '../metrics.js';
 import type { KeyEntry } from './jwk.js';
 import { IssuerKeys, type IssuerStatus } from './keys.js';
-import { principalFromClaims, type Principal } from './principal.js';
+import { principalBytes, principalFromClaims, type Principal } from './principal.js';
+import { cpuBudget } from './cpu-budget.js';
+import { SignatureChecker, algSpec, type SignatureMode } from './signature.js';
+import { headerFields, isB64url } from './jws.js';
+
+export type { SignatureMode } from './signature.js';
+
+/** Byte bound of the verified-token cache (estimated retained heap of its entries). */
+export const CACHE_MAX_BYTES = 8 * 1024 * 1024;
 
 export interface VerifierOptions {
   issuers: readonly IssuerConfig[];
@@ -27,6 +35,10 @@ export interface VerifierOptions {
   logger?: Logger;
   /** For tests and benchmarks; used for discovery and JWKS fetches. */
   fetch?: typeof fetch;
+  /** Default: 'thread-pool' when the process may use more than one CPU, else 'inline'. */
+  signatures?: SignatureMode;
+  /** Default CACHE_MAX_BYTES; for tests. */
+  cacheMaxBytes?: number;
 }
 
 export interface Readiness {
@@ -34,73 +46,18 @@ export interface Readiness {
   issuers: IssuerStatus[];
 }
 
-/** How each supported `alg` is checked with node:crypto. Nothing else (none, HS*) exists here. */
-interface AlgSpec {
-  readonly digest: string | null;
-  readonly kty: KeyEntry['kty'];
-  /** Extra options for crypto.verify's key argument; null: pass the KeyObject itself. */
-  readonly opts: Readonly<Record<string, unknown>> | null;
-  /** ES*: the exact IEEE P1363 signature length (r‖s). */
-  readonly sigBytes?: number;
-}
-const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
-const P1363 = { dsaEncoding: 'ieee-p1363' };
-const ALGS: Readonly<Record<string, AlgSpec>> = Object.freeze({
-  RS256: { digest: 'sha256', kty: 'RSA', opts: null },
-  RS384: { digest: 'sha384', kty: 'RSA', opts: null },
-  RS512: { digest: 'sha512', kty: 'RSA', opts: null },
-  PS256: { digest: 'sha256', kty: 'RSA', opts: PSS },
-  PS384: { digest: 'sha384', kty: 'RSA', opts: PSS },
-  PS512: { digest: 'sha512', kty: 'RSA', opts: PSS },
-  ES256: { digest: 'sha256', kty: 'EC', opts: P1363, sigBytes: 64 },
-  ES384: { digest: 'sha384', kty: 'EC', opts: P1363, sigBytes: 96 },
-  ES512: { digest: 'sha512', kty: 'EC', opts: P1363, sigBytes: 132 },
-  EdDSA: { digest: null, kty: 'OKP', opts: null },
-});
-
-/** Base64url alphabet, no padding. */
-const B64URL = /^[A-Za-z0-9_-]+$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** base64url('{"alg":"none"}'): the header of the unsecured JWT handed to jose's claim checks. */
 const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
-/** Effectively no maximum age; set only so that jose checks a future `iat` (see validateClaims). */
+/** Effectively no maximum age; set only so that jose checks a future `iat` (see claims()). */
 const NO_MAX_AGE = Number.MAX_SAFE_INTEGER;
 const REQUIRED_CLAIMS = ['aud', 'exp', 'iat', 'iss', 'sub'];
-
-/** What the verifier reads from a JOSE header (nothing else in it is ever used). */
-interface HeaderFields {
-  readonly alg: unknown;
-  readonly kid: unknown;
-  readonly crit: boolean;
-}
-/**
- * Header segments seen recently → their fields. An issuer signs every token with the same few
- * headers (alg, kid, typ), so the header is decoded once per key rather than once per token.
- * Only well-formed headers are kept; the map is cleared when full, so a flood of distinct
- * headers costs what it would without the map.
- */
-const HEADER_MEMO_MAX = 64;
-const HEADER_PART_MAX = 512;
-const headerMemo = new Map<string, HeaderFields>();
-
-function headerFields(part: string): HeaderFields | null {
-  const memo = headerMemo.get(part);
-  if (memo !== undefined) return memo;
-  const header = decodeJsonObject(part);
-  if (header === null) return null;
-  const fields: HeaderFields = Object.freeze({ alg: header.alg, kid: header.kid, crit: Object.hasOwn(header, 'crit') });
-  if (part.length <= HEADER_PART_MAX) {
-    if (headerMemo.size >= HEADER_MEMO_MAX) headerMemo.clear();
-    headerMemo.set(part, fields);
-  }
-  return fields;
-}
 
 interface IssuerRuntime {
   readonly config: IssuerConfig;
   readonly algorithms: ReadonlySet<string>;
   readonly keys: IssuerKeys;
-  readonly audiences: string[];
+  /** jose's claim options for this issuer alone (currentDate set per call). */
+  readonly claimOptions: JWTClaimVerificationOptions;
 }
 
 interface CacheEntry {
@@ -109,39 +66,12 @@ interface CacheEntry {
   readonly keys: IssuerKeys;
 }
 
-/** base64url → a JSON object (not an array), or null. */
-function decodeJsonObject(part: string): Record<string, unknown> | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8.decode(Buffer.from(part, 'base64url')));
-  } catch {
-    return null;
-  }
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
-}
+/** crypto.hash (one call, no Hash object) from Node 20.12; engines allow older 20.x. */
+const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'binary') => string }).hash;
 
-/** A base64url segment that decodes to whole bytes (length ≡ 1 mod 4 never does). */
-function isB64url(part: string): boolean {
-  return part.length > 0 && part.length % 4 !== 1 && B64URL.test(part);
-}
-
-/**
- * The signature check, on libuv's thread pool (crypto.verify with a callback): the ~30 µs of
- * RSA arithmetic per first-seen token leaves the event loop, which meanwhile serves other
- * requests. Same check, same inputs as the synchronous call; any error means "does not verify".
- */
-function signatureOk(spec: AlgSpec, entry: KeyEntry, data: Buffer, sig: Buffer): Promise<boolean> {
-  if (spec.sigBytes !== undefined && sig.length !== spec.sigBytes) return Promise.resolve(false);
-  return new Promise<boolean>((resolve) => {
-    try {
-      const key: KeyObject = entry.key;
-      // RS*: node:crypto's default padding for an RSA KeyObject is PKCS#1 v1.5 (RSASSA-PKCS1-v1_5),
-      // so the key goes in as is (no options object on the hot path). EdDSA: digest null.
-      cryptoVerify(spec.digest, data, spec.opts === null ? key : { key, ...spec.opts }, sig, (err, ok) => resolve(err === null && ok === true));
-    } catch {
-      resolve(false);
-    }
-  });
+/** The cache key: SHA-256 of the token (32 bytes as a one-byte string). The token itself is never kept. */
+function digest(token: string): string {
+  return oneShotHash !== undefined ? oneShotHash('sha256', token, 'binary') : createHash('sha256').update(token).digest('binary');
 }
 
 function outcomeOf(err: unknown): VerifyOutcome {
@@ -150,30 +80,75 @@ function outcomeOf(err: unknown): VerifyOutcome {
   return 'invalid';
 }
 
+/** jose's claim errors → our reasons; anything else is rethrown. */
+function claimError(err: unknown): never {
+  if (err instanceof joseErrors.JWTExpired) {
+    throw new InvalidTokenError(err.claim === 'exp' ? 'expired' : `claim:${err.claim}`, err.message);
+  }
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    // A missing or unconfigured `iss` is an unknown issuer, whatever else the claims hold.
+    throw new InvalidTokenError(err.claim === 'iss' ? 'unknown_issuer' : `claim:${err.claim}`, err.message);
+  }
+  if (err instanceof joseErrors.JOSEError) throw new InvalidTokenError('malformed', err.message);
+  throw err;
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  return sa.size === new Set(b).size && b.every((x) => sa.has(x));
+}
+
 export class TokenVerifier {
   private readonly issuers: ReadonlyMap<string, IssuerRuntime>;
   private readonly tokens: TokensConfig;
   private readonly clock: Clock;
   private readonly metrics: Metrics;
   private readonly cache: LRUCache<string, CacheEntry> | null;
+  /** Where signatures are checked (see the file comment). */
+  readonly signatures: SignatureMode;
+  /**
+   * jose's claim options for all issuers at once (`iss` any configured issuer). Exact when every
+   * issuer accepts the same audiences; else `sharedAudiences` is false, the audiences are the
+   * union, and the issuer's own options are applied after.
+   */
+  private readonly claimOptions: JWTClaimVerificationOptions;
+  private readonly sharedAudiences: boolean;
+  private readonly checker: SignatureChecker;
 
   constructor(opts: VerifierOptions) {
     this.tokens = opts.tokens;
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? noopMetrics;
+    this.signatures = opts.signatures ?? (cpuBudget() > 1 ? 'thread-pool' : 'inline');
+    this.checker = new SignatureChecker(this.signatures, opts.tokens.maxTokenBytes);
     const deps = { clock: this.clock, metrics: this.metrics, logger: opts.logger, fetch: opts.fetch };
+    const common = { clockTolerance: opts.tokens.clockToleranceSec, requiredClaims: REQUIRED_CLAIMS, maxTokenAge: NO_MAX_AGE };
     const issuers = new Map<string, IssuerRuntime>();
     for (const config of opts.issuers) {
       issuers.set(config.issuer, {
         config,
         // Only asymmetric algorithms we implement; `none` and HS* can never get in.
-        algorithms: new Set(config.algorithms.filter((a) => Object.hasOwn(ALGS, a))),
+        algorithms: new Set(config.algorithms.filter((a) => algSpec(a) !== undefined)),
         keys: new IssuerKeys(config, opts.tokens, deps),
-        audiences: [...config.audiences],
+        claimOptions: { ...common, issuer: config.issuer, audience: [...config.audiences] },
       });
     }
     this.issuers = issuers;
-    this.cache = opts.tokens.cacheSize > 0 ? new LRUCache<string, CacheEntry>({ max: opts.tokens.cacheSize }) : null;
+    const first = opts.issuers[0]?.audiences ?? [];
+    this.sharedAudiences = opts.issuers.every((i) => sameSet(i.audiences, first));
+    this.claimOptions = {
+      ...common,
+      issuer: opts.issuers.map((i) => i.issuer),
+      audience: [...new Set(opts.issuers.flatMap((i) => i.audiences))],
+    };
+    this.cache = opts.tokens.cacheSize > 0
+      ? new LRUCache<string, CacheEntry>({
+        max: opts.tokens.cacheSize,
+        maxSize: opts.cacheMaxBytes ?? CACHE_MAX_BYTES,
+        // The 32-byte key, the entry and the principal it holds.
+        sizeCalculation: (e) => 96 + principalBytes(e.principal),
+      })
+      : null;
   }
 
   /**
@@ -182,12 +157,15 @@ export class TokenVerifier {
    */
   async verify(token: string): Promise<Principal> {
     try {
-      const cached = this.cached(token);
+      // Length first: nothing larger is hashed, parsed or verified.
+      if (token.length > this.tokens.maxTokenBytes) throw new InvalidTokenError('too_large', `token of ${token.length} bytes`);
+      const key = this.cache === null ? null : digest(token);
+      const cached = key === null ? null : this.cached(key);
       if (cached !== null) {
         this.metrics.tokenVerification('cached');
         return cached;
       }
-      const principal = await this.verifyUncached(token);
+      const principal = await this.verifyUncached(token, key);
       this.metrics.tokenVerification('valid');
       return principal;
     } catch (err) {
@@ -196,20 +174,22 @@ export class TokenVerifier {
     }
   }
 
-  private cached(token: string): Principal | null {
-    // Length first: nothing larger is hashed, parsed or verified.
-    if (token.length > this.tokens.maxTokenBytes) throw new InvalidTokenError('too_large', `token of ${token.length} bytes`);
-    if (this.cache === null) return null;
-    const hit = this.cache.get(token);
+  /** Entries in the cache and their estimated bytes (for tests and benchmarks). */
+  cacheStats(): { entries: number; bytes: number } {
+    return { entries: this.cache?.size ?? 0, bytes: this.cache?.calculatedSize ?? 0 };
+  }
+
+  private cached(key: string): Principal | null {
+    const hit = this.cache!.get(key);
     if (hit === undefined) return null;
     // Never past `exp`, never after the verifying key left the issuer's key set (rotation,
     // removal) or the set itself became unusable (older than jwksMaxStaleMs).
     if (hit.principal.expiresAt > this.clock() && hit.keys.stillValid(hit.key)) return hit.principal;
-    this.cache.delete(token);
+    this.cache!.delete(key);
     return null;
   }
 
-  private async verifyUncached(token: string): Promise<Principal> {
+  private async verifyUncached(token: string, cacheKey: string | null): Promise<Principal> {
     // 1. Exactly three non-empty base64url parts.
     const dot1 = token.indexOf('.');
     const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
@@ -222,73 +202,57 @@ export class TokenVerifier {
     }
     const header = headerFields(headerPart);
     if (header === null) throw new InvalidTokenError('malformed', 'header is not a JSON object');
-    const payload = decodeJsonObject(payloadPart);
-    if (payload === null) throw new InvalidTokenError('malformed', 'payload is not a JSON object');
 
-    // 2. The issuer, by exact `iss`; the algorithm from its allow-list; no extensions.
-    const iss = payload.iss;
-    const issuer = typeof iss === 'string' ? this.issuers.get(iss) : undefined;
-    if (issuer === undefined) throw new InvalidTokenError('unknown_issuer', 'iss is not a configured issuer');
+    // 2. Claims, by jose, on the one decode of the payload; it also pins `iss` to a configured issuer.
+    const { claims, issuer } = this.claims(payloadPart);
+
+    // 3. The algorithm from the issuer's allow-list; no extensions.
     const alg = header.alg;
     if (typeof alg !== 'string' || !issuer.algorithms.has(alg)) throw new InvalidTokenError('alg', 'alg not allowed for issuer');
-    const spec = ALGS[alg]!;
+    const spec = algSpec(alg)!;
     // We implement no JWS extensions, so any `crit` is one we do not understand (RFC 7515 §4.1.11).
     if (header.crit) throw new InvalidTokenError('crit', 'crit header present');
     // jku, x5u, jwk, x5c are deliberately never read: keys come only from the issuer's JWKS.
     const kid = header.kid;
     if (kid !== undefined && typeof kid !== 'string') throw new InvalidTokenError('malformed', 'kid is not a string');
 
-    // 3. Key and signature over the ASCII bytes of header.payload.
+    // 4. Key and signature over the ASCII bytes of header.payload: the last check.
     const candidates = await issuer.keys.keysFor(alg, kid);
-    const data = Buffer.from(token.slice(0, dot2), 'latin1');
-    const sig = Buffer.from(sigPart, 'base64url');
-    let key: KeyEntry | undefined;
-    for (const c of candidates) {
-      if (c.kty === spec.kty && await signatureOk(spec, c, data, sig)) { key = c; break; }
-    }
-    if (key === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
-
-    // 4. Claims, by jose.
-    const claims = this.validateClaims(issuer, payloadPart);
-    const principal = principalFromClaims(claims, token);
+    const key = this.checker.check(spec, candidates, token, dot2, sigPart);
+    const found = key instanceof Promise ? await key : key;
+    if (found === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
 
     // 5. Cache until exp (checked on every hit) or until `key` leaves the key set.
-    if (this.cache !== null && principal.expiresAt > this.clock()) {
-      this.cache.set(token, { principal, key, keys: issuer.keys });
+    const principal = principalFromClaims(claims);
+    if (cacheKey !== null && principal.expiresAt > this.clock()) {
+      this.cache!.set(cacheKey, { principal, key: found, keys: issuer.keys });
     }
     return principal;
   }
 
   /**
-   * jose's claim-set checks (iss, aud, exp, nbf, iat, presence) on an already verified payload.
+   * jose's claim-set checks (iss, aud, exp, nbf, iat, presence) on the token's payload.
    *
-   * Why this is safe: the signature was verified above over the token's ORIGINAL header and
-   * payload. Here the same payload segment, byte for byte, is wrapped in an unsecured JWT
-   * (`{"alg":"none"}` header, empty signature) only because UnsecuredJWT.decode is the jose
-   * export that runs validateClaimsSet without a key. Nothing here decides authenticity; an
-   * attacker's `alg: none` token never gets here (its alg is not in any allow-list, and it has
-   * no verifying key). `maxTokenAge` is effectively infinite: it is set because jose rejects an
-   * `iat` in the future (beyond clockTolerance) only when maxTokenAge is given.
+   * Why this is safe: nothing here decides authenticity; the signature is verified next, over
+   * the token's ORIGINAL header and payload. The payload segment, byte for byte, is wrapped in
+   * an unsecured JWT (`{"alg":"none"}` header, empty signature) only because
+   * UnsecuredJWT.decode is the jose export that runs its claim validation without a key; its
+   * decode is the only one of the payload. An attacker's `alg: none` token never verifies (its
+   * alg is not in any allow-list, and it has no verifying key). `maxTokenAge` is effectively
+   * infinite: it is set because jose rejects an `iat` in the future (beyond clockTolerance) only
+   * when maxTokenAge is given.
    */
-  private validateClaims(issuer: IssuerRuntime, payloadPart: string): JWTPayload {
+  private claims(payloadPart: string): { claims: JWTPayload; issuer: IssuerRuntime } {
+    const unsecured = `${NONE_HEADER}.${payloadPart}.`;
+    const currentDate = new Date(this.clock());
     try {
-      return UnsecuredJWT.decode(`${NONE_HEADER}.${payloadPart}.`, {
-        issuer: issuer.config.issuer,
-        audience: issuer.audiences,
-        clockTolerance: this.tokens.clockToleranceSec,
-        requiredClaims: REQUIRED_CLAIMS,
-        maxTokenAge: NO_MAX_AGE,
-        currentDate: new Date(this.clock()),
-      }).payload;
+      const claims = UnsecuredJWT.decode(unsecured, { ...this.claimOptions, currentDate }).payload;
+      const issuer = this.issuers.get(claims.iss!)!;
+      // Issuers with different audiences: the token's own issuer's (a second decode, only in such configs).
+      if (!this.sharedAudiences) UnsecuredJWT.decode(unsecured, { ...issuer.claimOptions, currentDate });
+      return { claims, issuer };
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) {
-        throw new InvalidTokenError(err.claim === 'exp' ? 'expired' : `claim:${err.claim}`, err.message);
-      }
-      if (err instanceof joseErrors.JWTClaimValidationFailed) {
-        throw new InvalidTokenError(`claim:${err.claim}`, err.message);
-      }
-      if (err instanceof joseErrors.JOSEError) throw new InvalidTokenError('malformed', err.message);
-      throw err;
+      return claimError(err);
     }
   }
 

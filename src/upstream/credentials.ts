@@ -14,10 +14,12 @@ export interface Credential { readonly header: string; readonly value: string }
 
 export interface CredentialSource {
   /**
-   * Credential for this request; may be sync. Throws (synchronously, or by rejecting) a
-   * CredentialUnavailableError (503) when none can be had: never forward without one.
+   * Credential for this request; may be sync. `token` is the caller's verified access token (the
+   * bearer token, or the session's), passed per request so that nothing caches it longer than
+   * the request. Throws (synchronously, or by rejecting) a CredentialUnavailableError (503) when
+   * none can be had: never forward without one.
    */
-  get(principal: Principal): Credential | null | Promise<Credential>;
+  get(principal: Principal, token: string): Credential | null | Promise<Credential>;
   /** The secret to scrub from responses (api-key value / current client-credentials token), or null. */
   secret(): string | null;
   close(): void;
@@ -40,7 +42,7 @@ export function createCredentialSource(upstream: UpstreamConfig, deps: Credentia
       return { get: () => null, secret: () => null, close() {} };
     case 'user-token':
       return {
-        get: (principal) => ({ header: 'authorization', value: `Bearer ${principal.token}` }),
+        get: (_principal, token) => ({ header: 'authorization', value: `Bearer ${token}` }),
         secret: () => null,
         close() {},
       };
@@ -119,7 +121,7 @@ class ClientCredentialsSource implements CredentialSource {
     ])];
   }
 
-  get(_principal: Principal): Credential | Promise<Credential> {
+  get(_principal: Principal, _token: string): Credential | Promise<Credential> {
     if (this.closed) throw new CredentialUnavailableError(`upstream ${this.name}: credential source closed`);
     const now = this.clock();
     const cur = this.current;

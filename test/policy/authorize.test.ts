@@ -19,7 +19,7 @@ function route(allow: AllowRule[]): CompiledRoute {
 
 function who(sub: string, groups: string[], scopes: string[]): Principal {
   return {
-    sub, email: null, groups, scopes: new Set(scopes), issuer: 'http://idp', expiresAt: 0, token: 't',
+    sub, email: null, groups, scopes: new Set(scopes), issuer: 'http://idp', expiresAt: 0,
     groupsHeader: groups.join(','),
   };
 }

@@ -1,4 +1,5 @@
 // The verified-token cache: hits never outlive `exp`, a key change or an unusable key set.
+import { createHash } from 'node:crypto';
 import t from 'tap';
 import type { TokensConfig } from '../../src/config/types.js';
 import { InvalidTokenError, KeysUnavailableError } from '../../src/errors.js';
@@ -13,7 +14,7 @@ const COOLDOWN = 10_000;
 const MAX_AGE = 60_000;
 const MAX_STALE = 300_000;
 
-async function setup(t: { teardown(fn: () => unknown): void }, tokens: Partial<TokensConfig> = {}) {
+async function setup(t: { teardown(fn: () => unknown): void }, tokens: Partial<TokensConfig> = {}, extra: { cacheMaxBytes?: number } = {}) {
   const server = await startJwksServer({ keys: [rs.jwk] });
   const clock = new TestClock();
   const metrics = new RecordingMetrics();
@@ -22,6 +23,7 @@ async function setup(t: { teardown(fn: () => unknown): void }, tokens: Partial<T
     tokens: tokensConfig({ jwksCooldownMs: COOLDOWN, jwksCacheMaxAgeMs: MAX_AGE, jwksMaxStaleMs: MAX_STALE, clockToleranceSec: 30, ...tokens }),
     clock: clock.fn,
     metrics,
+    ...extra,
   });
   t.teardown(async () => { verifier.close(); await server.close(); });
   await verifier.warmUp();
@@ -153,4 +155,46 @@ t.test('the LRU is bounded by cacheSize', async (t) => {
   await verifier.verify(toks[2]!);
   await verifier.verify(toks[0]!);
   t.same(metrics.verifications, ['valid', 'valid', 'valid', 'cached', 'valid'], 'the oldest was evicted');
+});
+
+/** The verifier's LRU (private): only to show what it holds. */
+function cacheOf(verifier: TokenVerifier): { keys(): IterableIterator<string>; values(): IterableIterator<unknown> } {
+  return (verifier as unknown as { cache: { keys(): IterableIterator<string>; values(): IterableIterator<unknown> } }).cache;
+}
+
+t.test('the cache is keyed by the SHA-256 of the token and never holds the token', async (t) => {
+  const { server, clock, verifier } = await setup(t);
+  const toks = await Promise.all([1, 2, 3].map((i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}` }), { key: rs })));
+  for (const tok of toks) await verifier.verify(tok);
+  const keys = [...cacheOf(verifier).keys()];
+  t.equal(keys.length, 3);
+  const digests = toks.map((tok) => createHash('sha256').update(tok).digest('binary'));
+  t.same(new Set(keys), new Set(digests), 'keys are the tokens\' SHA-256 digests');
+  const held = JSON.stringify([...cacheOf(verifier).values()], (_k, v: unknown) => (v instanceof Set ? [...v] : v));
+  for (const tok of toks) {
+    t.notOk(held.includes(tok), 'no cached value holds the token');
+    t.notOk(held.includes(tok.split('.')[2]!), 'nor its signature');
+  }
+});
+
+t.test('the cache is bounded in bytes as well as entries: large tokens evict sooner', async (t) => {
+  const maxBytes = 64 * 1024;
+  const { server, clock, metrics, verifier } = await setup(t, { cacheSize: 1000 }, { cacheMaxBytes: maxBytes });
+  // Entra-sized tokens: 200 group ids each (about 10 KB of token, ~20 KB of Principal).
+  const groups = (i: number) => Array.from({ length: 200 }, (_, g) => `${String(i).padStart(8, '0')}-0000-4000-8000-${String(g).padStart(12, '0')}`);
+  const toks = await Promise.all(Array.from({ length: 8 }, (_, i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}`, groups: groups(i) }), { key: rs })));
+  t.ok(toks[0]!.length > 9000, `token of ${toks[0]!.length} bytes`);
+  for (const tok of toks) await verifier.verify(tok);
+  const { entries, bytes } = verifier.cacheStats();
+  t.ok(bytes <= maxBytes, `${bytes} estimated bytes within ${maxBytes}`);
+  t.ok(entries >= 1 && entries < toks.length, `${entries} of ${toks.length} kept`);
+  metrics.verifications.length = 0;
+  await verifier.verify(toks[7]!);
+  await verifier.verify(toks[0]!);
+  t.same(metrics.verifications, ['cached', 'valid'], 'the newest is a hit, the oldest was evicted for its size');
+
+  // Small tokens still fill the cache up to its entry bound.
+  const small = await Promise.all(Array.from({ length: 20 }, (_, i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `s${i}` }), { key: rs })));
+  for (const tok of small) await verifier.verify(tok);
+  t.ok(verifier.cacheStats().entries >= 20, 'twenty small entries fit where three large ones did not');
 });

@@ -13,8 +13,10 @@ import { RESOURCE, SVC_SECRET, startIdp } from '../fixtures/idp.js';
 
 const principal: Principal = {
   sub: 'alice', email: null, groups: [], scopes: new Set(), issuer: 'https://idp.test',
-  expiresAt: Date.now() + 3600_000, token: 'user.jwt.token', groupsHeader: '',
+  expiresAt: Date.now() + 3600_000, groupsHeader: '',
 };
+/** The caller's token, passed per request (the Principal never holds it). */
+const USER_TOKEN = 'user.jwt.token';
 
 function upstream(credentials: CredentialsConfig, name = 'svc-up'): UpstreamConfig {
   return { name, url: 'http://127.0.0.1:1', timeoutMs: 30000, credentials };
@@ -72,17 +74,17 @@ async function rejects503(t: Asserts, fn: () => unknown, msg: string): Promise<v
 
 t.test('static credential types', async (t) => {
   const user = createCredentialSource(upstream({ type: 'user-token' }));
-  t.same(user.get(principal), { header: 'authorization', value: 'Bearer user.jwt.token' });
+  t.same(user.get(principal, USER_TOKEN), { header: 'authorization', value: 'Bearer user.jwt.token' });
   t.equal(user.secret(), null);
 
   const none = createCredentialSource(upstream({ type: 'none' }));
-  t.equal(none.get(principal), null);
+  t.equal(none.get(principal, USER_TOKEN), null);
   t.equal(none.secret(), null);
 
   const key = createCredentialSource(upstream({ type: 'api-key', header: 'api-key', value: 'the-api-key-value' }));
-  const a = key.get(principal);
+  const a = key.get(principal, USER_TOKEN);
   t.same(a, { header: 'api-key', value: 'the-api-key-value' });
-  t.equal(key.get(principal), a, 'precomputed: same object every time');
+  t.equal(key.get(principal, USER_TOKEN), a, 'precomputed: same object every time');
   t.equal(key.secret(), 'the-api-key-value');
   user.close(); none.close(); key.close();
 });
@@ -103,7 +105,7 @@ t.test('client credentials against the real IdP', async (t) => {
       t.teardown(() => src.close());
       const before = idp.requests.token;
       t.equal(src.secret(), null, 'no secret before a token');
-      const first = await src.get(principal);
+      const first = await src.get(principal, USER_TOKEN);
       t.equal(first?.header, 'authorization');
       const token = first!.value.replace(/^Bearer /, '');
       const { payload } = await jwtVerify(token, jwks, { issuer: idp.issuer, audience: RESOURCE });
@@ -111,7 +113,7 @@ t.test('client credentials against the real IdP', async (t) => {
       t.equal(payload.scp, 'user_impersonation');
       t.equal(src.secret(), token, 'secret() is the current token');
 
-      const again = src.get(principal);
+      const again = src.get(principal, USER_TOKEN);
       t.notOk(again instanceof Promise, 'cached: answered synchronously');
       t.equal(await value(again), first!.value, 'token reused');
       t.equal(idp.requests.token - before, 1, 'one token request');
@@ -124,7 +126,7 @@ t.test('client credentials against the real IdP', async (t) => {
     const src = createCredentialSource(upstream(cc(idp.tokenUrl)));
     t.teardown(() => src.close());
     const before = idp.requests.token;
-    const values = await Promise.all(Array.from({ length: 20 }, () => value(src.get(principal))));
+    const values = await Promise.all(Array.from({ length: 20 }, () => value(src.get(principal, USER_TOKEN))));
     t.equal(new Set(values).size, 1, 'all got the same token');
     t.equal(idp.requests.token - before, 1, 'exactly one token request');
   });
@@ -143,19 +145,19 @@ t.test('client credentials against the real IdP', async (t) => {
     const src = createCredentialSource(upstream(cc(idp.tokenUrl, { renewBeforeSec: 60 })), { clock: clk.clock, fetch: gatedFetch });
     t.teardown(() => src.close());
 
-    const a = await value(src.get(principal));
+    const a = await value(src.get(principal, USER_TOKEN));
     t.equal(fetches, 1);
     // IdP lifetime is 3600 s; renewal starts at 3540 s.
     clk.advance(3539_000);
-    t.equal(await value(src.get(principal)), a, 'before renewAt: same token');
+    t.equal(await value(src.get(principal, USER_TOKEN)), a, 'before renewAt: same token');
     t.equal(fetches, 1, 'no renewal before renewAt');
 
     gate = new Promise<void>((r) => { release = r; });
     clk.advance(2_000);
-    const during = src.get(principal);
+    const during = src.get(principal, USER_TOKEN);
     t.notOk(during instanceof Promise, 'renewal does not make callers wait');
     t.equal(await value(during), a, 'old token served while renewing');
-    for (let i = 0; i < 10; i++) t.equal(await value(src.get(principal)), a);
+    for (let i = 0; i < 10; i++) t.equal(await value(src.get(principal, USER_TOKEN)), a);
     t.equal(fetches, 2, 'exactly one renewal request');
 
     release();
@@ -163,7 +165,7 @@ t.test('client credentials against the real IdP', async (t) => {
     let b = a;
     for (let i = 0; i < 100 && b === a; i++) {
       await new Promise((r) => setImmediate(r));
-      b = await value(src.get(principal));
+      b = await value(src.get(principal, USER_TOKEN));
     }
     t.not(b, a, 'new token after the renewal');
     t.equal(src.secret(), b.replace(/^Bearer /, ''), 'secret() follows the new token');
@@ -179,21 +181,21 @@ t.test('client credentials against the real IdP', async (t) => {
     const before = idp.requests.token;
 
     // Concurrent callers share the one failing request.
-    const results = await Promise.allSettled(Array.from({ length: 5 }, () => Promise.resolve().then(() => src.get(principal))));
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => Promise.resolve().then(() => src.get(principal, USER_TOKEN))));
     t.ok(results.every((r) => r.status === 'rejected' && r.reason instanceof CredentialUnavailableError), 'all rejected with 503');
     t.equal(idp.requests.token - before, 1, 'one request for five callers');
 
     clk.advance(500);
-    await rejects503(t, () => src.get(principal), 'within 1 s');
+    await rejects503(t, () => src.get(principal, USER_TOKEN), 'within 1 s');
     t.equal(idp.requests.token - before, 1, 'no new request within 1 s');
 
     clk.advance(600);
-    await rejects503(t, () => src.get(principal), 'after 1 s, still down');
+    await rejects503(t, () => src.get(principal, USER_TOKEN), 'after 1 s, still down');
     t.equal(idp.requests.token - before, 2, 'one new request after 1 s');
 
     idp.setDown(false);
     clk.advance(1001);
-    const ok = await value(src.get(principal));
+    const ok = await value(src.get(principal, USER_TOKEN));
     t.match(ok, /^Bearer ey/, 'recovers once the IdP is back');
     t.equal(idp.requests.token - before, 3);
     t.same(rec.refreshes, ['down-up:error', 'down-up:error', 'down-up:ok']);
@@ -215,21 +217,21 @@ t.test('client credentials against the real IdP', async (t) => {
     const rec = recorder();
     const src = createCredentialSource(upstream(cc(idp.tokenUrl)), { clock: clk.clock, metrics: rec.metrics });
     t.teardown(() => { src.close(); idp.setDown(false); });
-    const a = await value(src.get(principal));
+    const a = await value(src.get(principal, USER_TOKEN));
     idp.setDown(true);
     const before = idp.requests.token;
 
     clk.advance(3550_000);               // inside the renewal window
-    t.equal(await value(src.get(principal)), a, 'served while renewal fails');
+    t.equal(await value(src.get(principal, USER_TOKEN)), a, 'served while renewal fails');
     // Let the background renewal fail.
     for (let i = 0; i < 100 && rec.refreshes.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
     t.same(rec.refreshes, ['svc-up:ok', 'svc-up:error']);
     t.equal(idp.requests.token - before, 1);
-    t.equal(await value(src.get(principal)), a, 'still served after the failed renewal');
+    t.equal(await value(src.get(principal, USER_TOKEN)), a, 'still served after the failed renewal');
     t.equal(idp.requests.token - before, 1, 'no retry within 1 s');
 
     clk.advance(51_000);                 // past expiry
-    await rejects503(t, () => src.get(principal), 'expired and IdP down');
+    await rejects503(t, () => src.get(principal, USER_TOKEN), 'expired and IdP down');
   });
 });
 
@@ -276,7 +278,7 @@ t.test('bad token responses are failures', async (t) => {
       t.teardown(() => srv.close());
       const rec = recorder();
       const src = createCredentialSource(upstream(cc(srv.url, { clientSecret: secret })), { metrics: rec.metrics, logger: rec.logger });
-      await rejects503(t, () => src.get(principal), c.name);
+      await rejects503(t, () => src.get(principal, USER_TOKEN), c.name);
       t.equal(srv.seen.length, 1);
       t.same(rec.refreshes, ['svc-up:error']);
       t.equal(rec.lines.length, 1, 'logged once');
@@ -294,7 +296,7 @@ t.test('request shape: client_secret_basic form-encodes, parameters sent', async
   const src = createCredentialSource(upstream(cc(srv.url, {
     clientId: 'svc:id with space', clientSecret: secret, scopes: ['a', 'b/c'], resource: 'https://r.test', audience: 'aud-1',
   })));
-  t.equal(await value(src.get(principal)), 'Bearer tok-abcdefghijkl');
+  t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-abcdefghijkl');
   const { headers, body } = srv.seen[0]!;
   const basic = Buffer.from(String(headers.authorization).replace(/^Basic /, ''), 'base64').toString();
   const [id, pw] = basic.split(':');
@@ -314,7 +316,7 @@ t.test('request shape: client_secret_post, no optional parameters', async (t) =>
   const srv = await fakeTokenServer(() => ({ status: 200, body: JSON.stringify({ access_token: 'tok-post-abcdefgh', token_type: 'bearer', expires_in: 600 }) }));
   t.teardown(() => srv.close());
   const src = createCredentialSource(upstream(cc(srv.url, { tokenEndpointAuthMethod: 'client_secret_post', resource: null })));
-  t.equal(await value(src.get(principal)), 'Bearer tok-post-abcdefgh');
+  t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-post-abcdefgh');
   const { headers, body } = srv.seen[0]!;
   t.equal(headers.authorization, undefined);
   const form = new URLSearchParams(body);
@@ -329,7 +331,7 @@ t.test('token endpoint timeout → 503', async (t) => {
   const srv = await fakeTokenServer(() => null);
   t.teardown(() => srv.close());
   const src = createCredentialSource(upstream(cc(srv.url, { timeoutMs: 200 })));
-  await rejects503(t, () => src.get(principal), 'timeout');
+  await rejects503(t, () => src.get(principal, USER_TOKEN), 'timeout');
 });
 
 t.test('token endpoint unreachable → 503', async (t) => {
@@ -338,7 +340,7 @@ t.test('token endpoint unreachable → 503', async (t) => {
   await srv.close();
   const rec = recorder();
   const src = createCredentialSource(upstream(cc(url)), { logger: rec.logger });
-  await rejects503(t, () => src.get(principal), 'connection refused');
+  await rejects503(t, () => src.get(principal, USER_TOKEN), 'connection refused');
   t.equal(rec.lines.length, 1);
 });
 
@@ -348,12 +350,12 @@ t.test('lifetime shorter than renewBeforeSec renews at half-life', async (t) => 
   const srv = await fakeTokenServer(() => ({ status: 200, body: JSON.stringify({ access_token: `tok-${++n}-abcdefgh`, token_type: 'Bearer', expires_in: 30 }) }));
   t.teardown(() => srv.close());
   const src = createCredentialSource(upstream(cc(srv.url, { renewBeforeSec: 60 })), { clock: clk.clock });
-  t.equal(await value(src.get(principal)), 'Bearer tok-1-abcdefgh');
+  t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-1-abcdefgh');
   clk.advance(14_000);
-  t.equal(await value(src.get(principal)), 'Bearer tok-1-abcdefgh');
+  t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-1-abcdefgh');
   t.equal(srv.seen.length, 1, 'no renewal before half-life');
   clk.advance(2_000);
-  t.equal(await value(src.get(principal)), 'Bearer tok-1-abcdefgh', 'old token while renewing');
+  t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-1-abcdefgh', 'old token while renewing');
   for (let i = 0; i < 100 && srv.seen.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
   t.equal(srv.seen.length, 2, 'renewed after half-life');
 });
@@ -361,5 +363,5 @@ t.test('lifetime shorter than renewBeforeSec renews at half-life', async (t) => 
 t.test('closed source refuses', async (t) => {
   const src: CredentialSource = createCredentialSource(upstream(cc('http://127.0.0.1:1/token')));
   src.close();
-  await rejects503(t, () => src.get(principal), 'closed');
+  await rejects503(t, () => src.get(principal, USER_TOKEN), 'closed');
 });

@@ -9,7 +9,7 @@ function principal(over: Partial<Principal> = {}): Principal {
   const groups = over.groups ?? ['readers', 'writers'];
   return {
     sub: 'alice', email: 'alice@example.com', groups, scopes: new Set(['user_impersonation']),
-    issuer: 'https://idp.test', expiresAt: Date.now() + 3600_000, token: 'eyJ.user.token',
+    issuer: 'https://idp.test', expiresAt: Date.now() + 3600_000,
     groupsHeader: groups.join(','), ...over,
   };
 }

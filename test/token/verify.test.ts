@@ -1,0 +1,60 @@
+// TokenVerifier's order of checks and its claim options: jose validates the claims on the one
+// decode of the payload, before any key or signature work; with several issuers each token is
+// held to its own issuer's audiences.
+import t from 'tap';
+import { InvalidTokenError } from '../../src/errors.js';
+import { TokenVerifier } from '../../src/token/verify.js';
+import { startJwksServer } from '../fixtures/jwks-server.js';
+import { RecordingMetrics, TestClock, claims, generateKey, issuerConfig, mint, standardKeys, tokensConfig } from '../fixtures/tokens.js';
+
+const { rs, attacker } = await standardKeys();
+const reasonOf = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => (e instanceof InvalidTokenError ? e.reason : String(e)));
+
+t.test('claims are refused before any key lookup or signature check', async (t) => {
+  const server = await startJwksServer({ keys: [rs.jwk] });
+  const clock = new TestClock();
+  const metrics = new RecordingMetrics();
+  const verifier = new TokenVerifier({
+    issuers: [issuerConfig(server.issuer, server.jwksUri)], tokens: tokensConfig({ jwksCooldownMs: 0 }), clock: clock.fn, metrics,
+  });
+  t.teardown(async () => { verifier.close(); await server.close(); });
+  await verifier.warmUp();
+  const sec = Math.floor(clock.now / 1000);
+  // Signed by another key under an unknown kid: the kid alone would make the verifier refetch the JWKS.
+  const forged = await mint(claims(server.issuer, 'https://cdf.example', clock.now, { exp: sec - 600 }), { key: attacker });
+  t.equal(await reasonOf(verifier.verify(forged)), 'expired');
+  const foreign = await mint(claims('https://other.example', 'https://cdf.example', clock.now), { key: attacker });
+  t.equal(await reasonOf(verifier.verify(foreign)), 'unknown_issuer');
+  t.equal(server.requests.jwks, 1, 'no refetch: the keys were never consulted');
+  const live = await mint(claims(server.issuer, 'https://cdf.example', clock.now), { key: attacker });
+  t.equal(await reasonOf(verifier.verify(live)), 'unknown_kid', 'with valid claims the kid is looked up');
+  t.equal(server.requests.jwks, 2);
+});
+
+t.test('several issuers: each token is held to its own issuer\'s audiences', async (t) => {
+  const a = await startJwksServer({ keys: [rs.jwk] });
+  const bKey = await generateKey('RS256', 'b-1');
+  const b = await startJwksServer({ keys: [bKey.jwk] });
+  const clock = new TestClock();
+  const verifier = new TokenVerifier({
+    issuers: [issuerConfig(a.issuer, a.jwksUri, { audiences: ['aud-a'] }), issuerConfig(b.issuer, b.jwksUri, { audiences: ['aud-b', 'aud-shared'] })],
+    tokens: tokensConfig(), clock: clock.fn,
+  });
+  t.teardown(async () => { verifier.close(); await a.close(); await b.close(); });
+  await verifier.warmUp();
+  const tok = (iss: string, aud: string | string[], key = rs) => mint(claims(iss, aud, clock.now), { key });
+  t.equal(await reasonOf(verifier.verify(await tok(a.issuer, 'aud-a'))), null);
+  t.equal(await reasonOf(verifier.verify(await tok(b.issuer, 'aud-b', bKey))), null);
+  t.equal(await reasonOf(verifier.verify(await tok(b.issuer, ['x', 'aud-shared'], bKey))), null);
+  t.equal(await reasonOf(verifier.verify(await tok(a.issuer, 'aud-b'))), 'claim:aud', 'issuer A does not accept B\'s audience');
+  t.equal(await reasonOf(verifier.verify(await tok(a.issuer, 'aud-shared'))), 'claim:aud');
+  t.equal(await reasonOf(verifier.verify(await tok(b.issuer, 'aud-a', bKey))), 'claim:aud', 'nor B A\'s');
+  t.equal(await reasonOf(verifier.verify(await tok('https://c.example', 'aud-a'))), 'unknown_issuer');
+});
+
+t.test('the place signatures are checked is configurable and reported', async (t) => {
+  const mk = (signatures?: 'inline' | 'thread-pool') => new TokenVerifier({ issuers: [], tokens: tokensConfig(), ...(signatures ? { signatures } : {}) });
+  t.equal(mk('inline').signatures, 'inline');
+  t.equal(mk('thread-pool').signatures, 'thread-pool');
+  t.ok(['inline', 'thread-pool'].includes(mk().signatures));
+});
