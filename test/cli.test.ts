@@ -49,7 +49,18 @@ t.test('check accepts a valid config and names every bad key of an invalid one',
 t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
   const key = await generateKey('RS256', 'k1');
   const jwks = await startJwksServer({ keys: [key.jwk] });
-  const up = await startUpstream((_req, res) => { setTimeout(() => { res.writeHead(200); res.end('done'); }, 700); });
+  // The upstream holds its answer until the gateway has begun draining: the request is in flight
+  // at SIGTERM by construction, not by timing.
+  let arrived!: () => void;
+  const inUpstream = new Promise<void>((r) => { arrived = r; });
+  let draining!: () => void;
+  const drainStarted = new Promise<void>((r) => { draining = r; });
+  const up = await startUpstream(async (_req, res) => {
+    arrived();
+    await drainStarted;
+    res.writeHead(200);
+    res.end('done');
+  });
   t.teardown(async () => { await up.close(); await jwks.close(); });
   const dir = t.testdir({});
   const cfg = {
@@ -68,13 +79,14 @@ t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
       out += d.toString();
       const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out);
       if (m) resolve(m[1]!);
+      if (out.includes('shutting down: draining in-flight requests')) draining();
     });
-    child.on('exit', () => reject(new Error('exited early: ' + out)));
+    child.on('exit', () => { draining(); reject(new Error('exited early: ' + out)); });
   });
   const url = await listening;
   const token = await mint(claims(jwks.issuer, 'https://cdf.test', Date.now()), { key });
   const inflight = fetch(url + '/slow', { headers: { authorization: `Bearer ${token}` } });
-  await new Promise((r) => setTimeout(r, 200));
+  await inUpstream;
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   child.kill('SIGTERM');
   const res = await inflight;

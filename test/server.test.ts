@@ -3,13 +3,14 @@
 import t, { type Test } from 'tap';
 import { connect } from 'node:net';
 import { startJwksServer } from './fixtures/jwks-server.js';
-import { claims, generateKey, mint } from './fixtures/tokens.js';
+import { TestClock, claims, generateKey, mint } from './fixtures/tokens.js';
+import { waitFor } from './fixtures/wait.js';
 import { startUpstream } from './fixtures/upstream.js';
 import { startGateway, secret, leaks } from './fixtures/gateway.js';
 
 const AUD = 'https://cdf.test';
 
-async function setup(t: Test, extra: Record<string, unknown> = {}, jwksDown = false) {
+async function setup(t: Test, extra: Record<string, unknown> = {}, jwksDown = false, clock?: TestClock) {
   const key = await generateKey('RS256', 'k1');
   const jwks = await startJwksServer({ keys: [key.jwk] });
   if (jwksDown) await jwks.setMode('down');
@@ -20,7 +21,7 @@ async function setup(t: Test, extra: Record<string, unknown> = {}, jwksDown = fa
     upstreams: { app: { url: up.url, credentials: { type: 'user-token' } } },
     routes: [{ prefix: '/', upstream: 'app', allow: [{}] }],
     ...extra,
-  });
+  }, clock ? { clock: clock.fn } : {});
   const token = secret(await mint(claims(jwks.issuer, AUD, Date.now()), { key }));
   return { key, jwks, up, gw, token };
 }
@@ -38,7 +39,8 @@ function rawRequest(url: string, text: string): Promise<{ status: number; raw: s
 }
 
 t.test('JWKS unreachable with no keys: 503 (fail closed) and not ready; recovers when it returns', async (t) => {
-  const { jwks, up, gw, token } = await setup(t, { tokens: { jwksCooldownMs: 200 } }, true);
+  const clock = new TestClock();
+  const { jwks, up, gw, token } = await setup(t, { tokens: { jwksCooldownMs: 200 } }, true, clock);
   let res = await fetch(gw.url + '/x', { headers: { authorization: `Bearer ${token}` } });
   t.equal(res.status, 503);
   t.match(await res.json(), { error: { code: 503 } });
@@ -47,7 +49,7 @@ t.test('JWKS unreachable with no keys: 503 (fail closed) and not ready; recovers
   t.equal(res.status, 503);
   t.match(await res.json(), { status: 'not ready' });
   await jwks.setMode('normal');
-  await new Promise((r) => setTimeout(r, 300)); // past the cooldown
+  clock.advance(300); // past the cooldown
   res = await fetch(gw.url + '/x', { headers: { authorization: `Bearer ${token}` } });
   t.equal(res.status, 200);
   t.equal((await fetch(gw.adminUrl + '/readyz')).status, 200);
@@ -96,7 +98,7 @@ t.test('logs: one access line per request and no secret in any line', async (t) 
   await fetch(gw.url + '/b', { headers: { authorization: `Bearer ${token}x` } });
   await fetch(gw.url + `/c?access_token=${token}`);
   await fetch(gw.url + '/d', { headers: { authorization: `Basic ${Buffer.from('u:' + apiKey).toString('base64')}` } });
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => gw.entries().filter((e) => e.msg === 'request').length >= 4, { what: 'four access lines' });
   const access = gw.entries().filter((e) => e.msg === 'request');
   t.same(access.map((e) => [e.path, e.status, e.decision]), [
     ['/a', 200, 'allow'], ['/b', 401, 'unauthenticated'], [null, 400, 'invalid'], ['/d', 401, 'unauthenticated'],

@@ -7,6 +7,7 @@ import { decodeJwt } from 'jose';
 import { startIdp, RESOURCE, type Idp } from '../fixtures/idp.js';
 import { startUpstream, closedPort, cdfLike, type Upstream } from '../fixtures/upstream.js';
 import { startGateway, secret, type Running } from '../fixtures/gateway.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const API_KEY = secret('legacy-api-key-0123456789');
 const PROJECT = '/api/v1/projects/demo';
@@ -197,10 +198,12 @@ t.test('gateway', async (t) => {
     let res = await get('/down/x', { authorization: `Bearer ${alice}` });
     t.equal(res.status, 502);
     t.same(await res.json(), { error: { code: 502, message: 'Bad gateway' } });
-    up.respond = (_req, res) => { setTimeout(() => { res.writeHead(200); res.end('late'); }, 1500); };
+    const held: Array<{ end(): void }> = [];
+    up.respond = (_req, res) => { held.push(res); }; // never answers: the gateway's timeout decides
     res = await get('/slow/x', { authorization: `Bearer ${alice}` });
     t.equal(res.status, 504);
     t.same(await res.json(), { error: { code: 504, message: 'Gateway timeout' } });
+    for (const r of held) r.end();
   });
 
   await t.test('POST is never retried; GET is retried once on a reset connection', async (t) => {
@@ -269,7 +272,7 @@ t.test('gateway', async (t) => {
   await t.test('one access line per request, with route, decision, sub, status and no query', async (t) => {
     const before = gw.logs.length;
     await get(`${PROJECT}/assets?secretparam=hunter2hunter2`, { authorization: `Bearer ${alice}` });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => gw.entries().slice(before).some((e) => e.msg === 'request'), { what: 'the access line' });
     const lines = gw.entries().slice(before).filter((e) => e.msg === 'request');
     t.equal(lines.length, 1);
     t.match(lines[0], { route: `${PROJECT}/`, decision: 'allow', sub: 'alice', status: 200, method: 'GET', path: `${PROJECT}/assets` });

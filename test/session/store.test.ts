@@ -8,6 +8,7 @@ import {
   SessionStoreUnavailable, createCookieStore, createRedisStore, newSessionId, type Session, type SessionStore,
 } from '../../src/session/store.js';
 import { startRedis } from '../fixtures/redis.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const SECRET = 'store-test-secret-store-test-secret-32+';
 const IDLE = 30 * 60_000;
@@ -261,12 +262,8 @@ t.test('redis down: fail fast with SessionStoreUnavailable, recover when it is b
 
   // Back on the same port (data is gone: no persistence): the client reconnects by itself.
   await startRedis(t, { port: redis.port });
-  const deadline = Date.now() + 10_000;
   let v2: string | null = null;
-  while (v2 === null && Date.now() < deadline) {
-    v2 = await store.save(s).catch(() => null);
-    if (v2 === null) await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor(async () => (v2 = await store.save(s).catch(() => null)) !== null, { everyMs: 50, what: 'a save after the reconnect' });
   t.type(v2, 'string', 'save works again after reconnect');
   t.same(await store.load(v2!, now), s);
 });
@@ -339,10 +336,12 @@ t.test('an outage is logged once, and its end once', async (t) => {
   });
   t.teardown(() => store.close());
   await redis.stop();
-  await new Promise((r) => setTimeout(r, 400)); // several reconnect attempts fail meanwhile
-  await startRedis(t, { port: redis.port });
   const s = session(Date.now());
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && (await store.save(s).catch(() => null)) === null) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(() => lines.length > 0, { what: 'the outage being noticed' });
+  // Several operations fail during the outage (reconnect attempts go on meanwhile): still one line.
+  let failed = 0;
+  await waitFor(async () => (await store.save(s).catch(() => null)) === null && ++failed >= 5, { everyMs: 50, what: 'five failed saves' });
+  await startRedis(t, { port: redis.port });
+  await waitFor(async () => (await store.save(s).catch(() => null)) !== null, { everyMs: 50, what: 'a save after the reconnect' });
   t.same(lines, ['warn session store: redis connection lost', 'info session store: redis connection restored']);
 });

@@ -10,6 +10,7 @@ import type { Principal } from '../../src/token/principal.js';
 import type { Metrics } from '../../src/metrics.js';
 import { CredentialUnavailableError } from '../../src/errors.js';
 import { RESOURCE, SVC_SECRET, startIdp } from '../fixtures/idp.js';
+import { waitFor } from '../fixtures/wait.js';
 
 const principal: Principal = {
   sub: 'alice', email: null, groups: [], scopes: new Set(), issuer: 'https://idp.test',
@@ -224,7 +225,7 @@ t.test('client credentials against the real IdP', async (t) => {
     clk.advance(3550_000);               // inside the renewal window
     t.equal(await value(src.get(principal, USER_TOKEN)), a, 'served while renewal fails');
     // Let the background renewal fail.
-    for (let i = 0; i < 100 && rec.refreshes.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => rec.refreshes.length >= 2, { what: 'the failed background renewal' });
     t.same(rec.refreshes, ['svc-up:ok', 'svc-up:error']);
     t.equal(idp.requests.token - before, 1);
     t.equal(await value(src.get(principal, USER_TOKEN)), a, 'still served after the failed renewal');
@@ -356,7 +357,7 @@ t.test('lifetime shorter than renewBeforeSec renews at half-life', async (t) => 
   t.equal(srv.seen.length, 1, 'no renewal before half-life');
   clk.advance(2_000);
   t.equal(await value(src.get(principal, USER_TOKEN)), 'Bearer tok-1-abcdefgh', 'old token while renewing');
-  for (let i = 0; i < 100 && srv.seen.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => srv.seen.length >= 2, { what: 'the background renewal' });
   t.equal(srv.seen.length, 2, 'renewed after half-life');
 });
 
