@@ -20,11 +20,11 @@ export const REASONS = [
   // identity
   'no_credentials', 'token_expired', 'token_not_yet_valid', 'bad_signature', 'unknown_kid', 'unknown_issuer',
   'bad_algorithm', 'bad_audience', 'bad_claim', 'malformed_token', 'token_too_large', 'crit_header',
-  'unsupported_scheme', 'session_conflict',
+  'unsupported_scheme', 'session_conflict', 'bad_logout_token',
   // authorization
   'cross_site', 'no_rule', 'groups_overage', 'bad_origin',
   // the gateway's own dependencies
-  'keys_unavailable', 'credential_unavailable', 'session_store_unavailable', 'idp_unavailable', 'cdf_unavailable',
+  'keys_unavailable', 'credential_unavailable', 'session_store_unavailable', 'shared_state_unavailable', 'idp_unavailable', 'cdf_unavailable',
   'login_failed', 'upstream_error', 'upstream_timeout', 'internal',
 ] as const;
 export type Reason = (typeof REASONS)[number];
@@ -218,5 +218,21 @@ export class ResponseTooLargeError extends Error {
     super(`response body larger than ${limit} bytes`);
     this.name = 'ResponseTooLargeError';
     this.limit = limit;
+  }
+}
+
+/** Back-channel logout (BCL 1.0 §2.8): a logout token that is not acceptable. `detail` says why. */
+export class LogoutTokenError extends GatewayError {
+  constructor(detail: string) {
+    super(400, 'Bad request: invalid logout token', { detail, code: 'bad_logout_token', headers: { 'cache-control': 'no-store' } });
+    this.name = 'LogoutTokenError';
+  }
+}
+
+/** The redis the replicas share cannot be reached: 503, the caller may retry. */
+export class SharedStateUnavailable extends GatewayError {
+  constructor(detail: string, cause?: unknown) {
+    super(503, 'Service unavailable: shared state cannot be reached', { detail, cause, code: 'shared_state_unavailable', headers: { 'retry-after': '5' } });
+    this.name = 'SharedStateUnavailable';
   }
 }

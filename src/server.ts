@@ -23,6 +23,7 @@ import { proxyHandler } from './http/proxy-handler.js';
 import { registerForwardAuth } from './auth/verify.js';
 import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
+import { registerBackchannelLogout } from './session/backchannel.js';
 import { listenerChanges } from './reload.js';
 
 export interface GatewayOptions {
@@ -133,6 +134,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   registerForwardAuth(app, holder);
   registerCdpLogin(app, holder);
   if (config.login !== null) registerLoginRoutes(app, { holder, clock, logger, metrics });
+  if (config.login !== null) registerBackchannelLogout(app, { holder, clock, logger });
   const handle = proxyHandler(holder);
   app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
   app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
@@ -146,8 +148,11 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     app, admin, metrics, logger,
     get state() { return holder.current; },
     async listen() {
-      void holder.current.verifier.warmUp();
+      // Redis first: loading node-redis blocks the event loop long enough to time out a JWKS
+      // fetch started alongside it (and a failed fetch is not retried before jwksCooldownMs).
       await holder.current.login?.ready;
+      await holder.current.shared.ready;
+      void holder.current.verifier.warmUp();
       const url = await app.listen({ host: server.host, port: server.port });
       const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
       logger.info({ url, adminUrl, routes: config.routes.length, issuers: config.issuers.length }, 'listening');
@@ -159,6 +164,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       const old = holder.current;
       const state = buildState(next, rt, old);
       await state.login?.ready;
+      await state.shared.ready;
       holder.current = state;
       accessLog = next.log.accessLog;
       logger.level = next.log.level;

@@ -19,6 +19,7 @@ import { cookieNames } from './session/cookies.js';
 import { createCookieStore, createRedisStore, type SessionStore } from './session/store.js';
 import { LoginClient } from './session/oidc.js';
 import { SessionManager, deferredStore } from './session/manager.js';
+import { createSharedState, type SharedState } from './shared/state.js';
 
 /** Process-wide parts that outlive any one configuration. */
 export interface Runtime {
@@ -48,6 +49,8 @@ export interface GatewayState {
   readonly isTrustedProxy: (address: string) => boolean;
   readonly login: LoginState | null;
   readonly proxy: Proxy;
+  /** What the replicas share through redis (`redis:`), or its in-memory stand-in. */
+  readonly shared: SharedState;
 }
 
 const same = (a: unknown, b: unknown): boolean => isDeepStrictEqual(a, b);
@@ -63,11 +66,15 @@ export function buildState(config: GatewayConfig, rt: Runtime, previous: Gateway
     ? previous!.verifier
     : new TokenVerifier({ issuers: config.issuers, tokens: config.tokens, clock: rt.clock, metrics: rt.metrics, logger: rt.logger, ...extra });
 
+  // Its inputs: the redis section and the login settings it seals and times revocations with.
+  const sharedKey = (c: GatewayConfig) => [c.redis, c.login?.cookieSecrets, c.login?.sessionTtlSec];
+  const shared = p && same(sharedKey(p), sharedKey(config)) ? previous!.shared : createSharedState(config, { clock: rt.clock, logger: rt.logger });
+
   const credentials = new Map<string, CredentialSource>();
   const upstreamHosts = new Map<string, string>();
   for (const up of Object.values(config.upstreams)) {
-    const old = p && Object.hasOwn(p.upstreams, up.name) && same(p.upstreams[up.name], up) ? previous!.credentials.get(up.name) : undefined;
-    credentials.set(up.name, old ?? createCredentialSource(up, { clock: rt.clock, metrics: rt.metrics, logger: rt.logger, ...extra }));
+    const old = p && Object.hasOwn(p.upstreams, up.name) && same(p.upstreams[up.name], up) && previous!.shared === shared ? previous!.credentials.get(up.name) : undefined;
+    credentials.set(up.name, old ?? createCredentialSource(up, { clock: rt.clock, metrics: rt.metrics, logger: rt.logger, shared: shared.tokens, ...extra }));
     upstreamHosts.set(up.name, new URL(up.url).host);
   }
 
@@ -83,19 +90,20 @@ export function buildState(config: GatewayConfig, rt: Runtime, previous: Gateway
     credentials,
     upstreamHosts,
     isTrustedProxy: trustedProxyMatcher(config.server.trustedProxies),
-    login: buildLogin(config, rt, verifier, previous),
+    login: buildLogin(config, rt, verifier, shared, previous),
     proxy,
+    shared,
   });
 }
 
-function buildLogin(config: GatewayConfig, rt: Runtime, verifier: TokenVerifier, previous: GatewayState | null): LoginState | null {
+function buildLogin(config: GatewayConfig, rt: Runtime, verifier: TokenVerifier, shared: SharedState, previous: GatewayState | null): LoginState | null {
   const login = config.login;
   if (login === null) return null;
   const prev = previous?.login ?? null;
   const publicUrl = config.server.publicUrl;
   const samePublic = previous?.config.server.publicUrl === publicUrl;
   // Everything unchanged (the verifier included): the whole login state carries over.
-  if (prev !== null && samePublic && same(prev.config, login) && previous!.verifier === verifier) return prev;
+  if (prev !== null && samePublic && same(prev.config, login) && previous!.verifier === verifier && previous!.shared === shared) return prev;
 
   const sealer = new Sealer(login.cookieSecrets);
   const clients = new Map<string, LoginClient>();
@@ -125,6 +133,7 @@ function buildLogin(config: GatewayConfig, rt: Runtime, verifier: TokenVerifier,
   }
   const sessions = new SessionManager({
     login, names: cookieNames(publicUrl), store, clients, verifier, clock: rt.clock, logger: rt.logger, metrics: rt.metrics,
+    revocations: shared.revocations!, coordinator: shared.refresh,
   });
   return Object.freeze({ config: login, sealer, clients, sessions, store, ready });
 }
@@ -139,6 +148,7 @@ export async function retireState(old: GatewayState, next: GatewayState | null):
   for (const c of old.credentials.values()) if (!kept.has(c)) c.close();
   if (old.login !== null && next?.login?.store !== old.login.store) await old.login.sessions.close();
   if (next?.proxy !== old.proxy) await old.proxy.close();
+  if (next?.shared !== old.shared) await old.shared.close();
 }
 
 /** The one reference the transports read. */

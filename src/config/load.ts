@@ -12,6 +12,7 @@ import {
   type Checked, type ConfigProblem, type Context, type Schema,
 } from './schema.js';
 import { loginSchema } from './login.js';
+import { checkSharedSecret, sharedRedisSchema } from './redis.js';
 import { checkExplicitPairs, checkIssuersNeeded, checkLoginIssuers, explicitValues, routeRefs } from './relations.js';
 import { adminSchema, logSchema, serverSchema } from './sections/server.js';
 import { issuersSchema, tokensSchema } from './sections/tokens.js';
@@ -35,7 +36,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -66,6 +67,7 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   const issuers = isAbsent(raw.issuers) ? report(ctx, 'issuers', 'required') : issuersSchema.check(raw.issuers, 'issuers', ctx);
   const upstreams = isAbsent(raw.upstreams) ? report(ctx, 'upstreams', 'required') : upstreamsSchema.check(raw.upstreams, 'upstreams', ctx);
   const login = isAbsent(raw.login) ? null : loginSchema.check(raw.login, 'login', ctx);
+  const redis = isAbsent(raw.redis) ? null : sharedRedisSchema.check(raw.redis, 'redis', ctx);
   // Route references are checked against the names written, even if an upstream itself is invalid.
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
     : routesSchema(routeRefs(raw), ctx.env).check(raw.routes, 'routes', ctx);
@@ -74,12 +76,13 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   checkIssuersNeeded(raw, ctx);
   checkExplicitPairs(set, ctx);
   checkLoginIssuers(raw, ctx);
+  if (redis !== INVALID) checkSharedSecret(redis, !isAbsent(raw.login), upstreams === INVALID ? null : upstreams, ctx);
 
   if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
-      || issuers === INVALID || upstreams === INVALID || routes === INVALID) {
+      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID) {
     return undefined;
   }
-  return { server, admin, log, issuers, tokens, upstreams, routes, login };
+  return { server, admin, log, issuers, tokens, upstreams, routes, login, redis };
 }
 
 /** The validated configuration before freezing; types.ts derives GatewayConfig from it. */

@@ -57,12 +57,12 @@ export const projectsSchema = refine(
   },
 );
 
-const redisUrl = str((s) => {
+export const redisUrl = str((s) => {
   if (/[\s\u0000-\u001f\u007f]/.test(s)) return 'must not contain whitespace or control characters';
   let u: URL;
   try { u = new URL(s); } catch { return 'must be a redis:// or rediss:// URL'; }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return 'must be a redis:// or rediss:// URL';
-  if (u.password !== '') return 'must not contain a password: use login.redis.password or passwordFile';
+  if (u.password !== '') return 'must not contain a password: use password or passwordFile';
   return undefined;
 }, { redact: redactUrl });
 

@@ -32,3 +32,6 @@ export type AllowRule = RouteConfig['allow'][number];
 export type LoginConfig = NonNullable<GatewayConfig['login']>;
 export type LoginProjectConfig = LoginConfig['projects'][string];
 export type RedisConfig = NonNullable<LoginConfig['redis']>;
+
+/** The top-level `redis:` section (state shared by replicas); null in GatewayConfig when absent. */
+export type SharedRedisConfig = NonNullable<GatewayConfig['redis']>;

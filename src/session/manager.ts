@@ -15,6 +15,8 @@ import { joinCookie } from './chunks.js';
 import { clearCookie, isAmbiguous, parseCookies, writeCookie, type CookieNames } from './cookies.js';
 import { describe, isRejection, type LoginClient, type Tokens } from './oidc.js';
 import { newSessionId, type Session, type SessionStore } from './store.js';
+import type { RefreshCoordinator, RefreshOutcome } from './refresh-lock.js';
+import type { Revocations } from './revocations.js';
 
 export interface SessionAuth {
   readonly session: Session;
@@ -35,6 +37,10 @@ export interface SessionManagerDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Ended sessions (logout, back-channel logout), shared by the replicas when redis is. */
+  readonly revocations: Revocations;
+  /** One refresh per session across replicas; null: one replica (in-process single flight only). */
+  readonly coordinator: RefreshCoordinator | null;
 }
 
 /**
@@ -87,7 +93,9 @@ export class SessionManager {
   async read(cookies: Readonly<Record<string, string>>): Promise<Session | null> {
     if (isAmbiguous(this.names.session, cookies)) return null;
     const value = joinCookie(this.names.session, cookies);
-    return value === null ? null : this.store.load(value, this.deps.clock());
+    if (value === null) return null;
+    const s = await this.store.load(value, this.deps.clock());
+    return s === null || this.deps.revocations.isRevoked(s) ? null : s;
   }
 
   /**
@@ -101,6 +109,7 @@ export class SessionManager {
     if (value === null) return { session: null, setCookies: null };
     const now = this.deps.clock();
     let session = await this.store.load(value, now);
+    if (session !== null && this.deps.revocations.isRevoked(session)) session = null;
     if (session === null) return { session: null, setCookies: clearCookie(this.names, this.names.session, cookies) };
     if (project !== null && session.project !== project) return { session: null, setCookies: null };
 
@@ -145,6 +154,7 @@ export class SessionManager {
       accessTokenExp: Math.floor(principal.expiresAt / 1000),
       refreshToken: tokens.refreshToken,
       idToken: tokens.idToken,
+      idpSid: str(claims.sid),
       createdAt: now,
       expiresAt: now + this.deps.login.sessionTtlSec * 1000,
       lastSeenAt: now,
@@ -155,8 +165,16 @@ export class SessionManager {
 
   /** Revokes the session server-side and returns the lines clearing its cookies. */
   async end(session: Session | null, cookies: Readonly<Record<string, string>>): Promise<string[]> {
-    if (session !== null) await this.store.revoke(session);
+    if (session !== null) await this.revoke(session);
     return clearCookie(this.names, this.names.session, cookies);
+  }
+
+  /** Ends the session in the store and on every replica (a shared-state outage is logged: the store's revocation stands). */
+  async revoke(session: Session): Promise<void> {
+    await this.store.revoke(session);
+    await this.deps.revocations.revoke([`id:${session.id}`]).catch((err: unknown) => {
+      this.deps.logger.warn({ project: session.project, err: (err as Error).message }, 'session revocation not shared with the other replicas');
+    });
   }
 
   private write(cookie: string, session: Session, cookies: Readonly<Record<string, string>>): string[] {
@@ -164,7 +182,7 @@ export class SessionManager {
     return writeCookie(this.names, this.names.session, cookie, maxAge, cookies);
   }
 
-  /** One refresh per session at a time. */
+  /** One refresh per session at a time (per process here; across replicas by the coordinator). */
   private refresh(session: Session): Promise<Refreshed> {
     // Keyed by the token being replaced (its signature's tail), not its exp: two tokens can share an exp second.
     const key = `${session.id}:${session.accessToken.slice(-24)}`;
@@ -172,16 +190,20 @@ export class SessionManager {
     if (done !== undefined) return Promise.resolve(done);
     let p = this.inflight.get(key);
     if (p === undefined) {
-      p = this.doRefresh(session).then((r) => {
-        if (typeof r !== 'string') this.recent.set(key, r);
-        return r;
+      const coordinator = this.deps.coordinator;
+      const outcome = coordinator === null ? this.doRefresh(session) : coordinator.run(session, () => this.doRefresh(session));
+      p = outcome.then(async (r): Promise<Refreshed> => {
+        if (typeof r === 'string') return r;
+        const saved = { session: r, cookie: await this.store.save(r) };
+        this.recent.set(key, saved);
+        return saved;
       }).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
   }
 
-  private async doRefresh(session: Session): Promise<Refreshed> {
+  private async doRefresh(session: Session): Promise<RefreshOutcome> {
     const client = this.deps.clients.get(session.project);
     if (client === undefined || session.refreshToken === null) return 'ended';
     let tokens: Tokens;
@@ -207,17 +229,15 @@ export class SessionManager {
       return 'ended';
     }
     this.deps.metrics.sessionRefresh(session.project, 'ok');
-    const now = this.deps.clock();
-    const next: Session = {
+    return {
       ...session,
       accessToken: tokens.accessToken,
       accessTokenExp: Math.floor(principal.expiresAt / 1000),
       refreshToken: tokens.refreshToken ?? session.refreshToken,
       idToken: tokens.idToken ?? session.idToken,
       groups: principal.groups,
-      lastSeenAt: now,
+      lastSeenAt: this.deps.clock(),
     };
-    return { session: next, cookie: await this.store.save(next) };
   }
 
   async close(): Promise<void> {

@@ -209,7 +209,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
 
     // A new session id at every login; any earlier session in this browser is revoked.
     const previous = await sessions.read(cookies).catch(() => null);
-    if (previous !== null) await sessions.store.revoke(previous);
+    if (previous !== null) await sessions.revoke(previous);
     let setCookies: string[];
     try {
       ({ setCookies } = await sessions.establish(flow.p, tokens, principal, cookies));

@@ -26,6 +26,7 @@ export interface Session {
   readonly accessTokenExp: number;  // epoch seconds
   readonly refreshToken: string | null;
   readonly idToken: string | null;  // kept for end_session id_token_hint
+  readonly idpSid: string | null;   // the ID token's `sid`: back-channel logout names the IdP session by it
   readonly createdAt: number;       // epoch ms
   readonly expiresAt: number;       // epoch ms: absolute expiry (createdAt + sessionTtlSec)
   readonly lastSeenAt: number;      // epoch ms: for the idle timeout
@@ -77,21 +78,23 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 const isStrOrNull = (v: unknown): v is string | null => v === null || typeof v === 'string';
 
 /** Shape check of an opened payload: it is authenticated, but may have been written by another version. */
-function asSession(v: unknown): Session | null {
+export function asSession(v: unknown): Session | null {
   if (v === null || typeof v !== 'object') return null;
   const s = v as Record<string, unknown>;
   const ok = isStr(s.id) && SESSION_ID.test(s.id) && isStr(s.project) && isStr(s.sub)
     && isStrOrNull(s.name) && isStrOrNull(s.email) && Array.isArray(s.groups) && s.groups.every(isStr)
     && isStr(s.accessToken) && isNum(s.accessTokenExp) && isStrOrNull(s.refreshToken) && isStrOrNull(s.idToken)
+    && (s.idpSid === undefined || isStrOrNull(s.idpSid))
     && isNum(s.createdAt) && isNum(s.expiresAt) && isNum(s.lastSeenAt);
-  return ok ? (v as Session) : null;
+  // Sessions sealed before idpSid existed have none.
+  return ok ? (s.idpSid === undefined ? { ...(v as Session), idpSid: null } : (v as Session)) : null;
 }
 
 /** Only the Session fields, so nothing a caller spread onto the object ends up sealed. */
 function pick(s: Session): Session {
   return {
     id: s.id, project: s.project, sub: s.sub, name: s.name, email: s.email, groups: [...s.groups],
-    accessToken: s.accessToken, accessTokenExp: s.accessTokenExp, refreshToken: s.refreshToken, idToken: s.idToken,
+    accessToken: s.accessToken, accessTokenExp: s.accessTokenExp, refreshToken: s.refreshToken, idToken: s.idToken, idpSid: s.idpSid,
     createdAt: s.createdAt, expiresAt: s.expiresAt, lastSeenAt: s.lastSeenAt,
   };
 }

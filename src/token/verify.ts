@@ -256,6 +256,19 @@ export class TokenVerifier {
     }
   }
 
+  /**
+   * The issuer's keys able to check a signature made with `alg` (and `kid`), for the other JWTs
+   * it signs (back-channel logout tokens), under the same key-set policy as access tokens.
+   * null: not a configured issuer, or `alg` not allowed for it. Throws like verify() does
+   * (KeysUnavailableError, InvalidTokenError unknown_kid).
+   */
+  async issuerKeys(iss: string, alg: string, kid: string | undefined): Promise<readonly KeyObject[] | null> {
+    const issuer = this.issuers.get(iss);
+    const spec = ALGS[alg];
+    if (issuer === undefined || spec === undefined || !issuer.algorithms.has(alg)) return null;
+    return (await issuer.keys.keysFor(alg, kid)).filter((k) => k.kty === spec.kty).map((k) => k.key);
+  }
+
   readiness(): Readiness {
     const issuers = [...this.issuers.values()].map((i) => i.keys.status());
     return { ready: issuers.every((i) => i.ready), issuers };

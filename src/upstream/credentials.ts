@@ -9,6 +9,7 @@ import { CredentialUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics } from '../metrics.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Principal } from '../token/principal.js';
+import { sharedTokenKey, type SharedTokens } from './shared-token.js';
 
 export interface Credential { readonly header: string; readonly value: string }
 
@@ -30,6 +31,8 @@ export interface CredentialDeps {
   metrics?: Metrics;
   logger?: Logger;
   fetch?: typeof fetch;
+  /** Tokens shared by the replicas through redis; absent: this process asks for its own. */
+  shared?: SharedTokens | null;
 }
 
 /** After a failed token request, calls within this window fail without a new request (ms). */
@@ -79,6 +82,9 @@ class ClientCredentialsSource implements CredentialSource {
   /** Every form the client secret may take on the wire; scrubbed from anything we log. */
   private readonly secretForms: readonly string[];
 
+  private readonly shared: SharedTokens | null;
+  private readonly sharedKey: string;
+
   private current: CachedToken | null = null;
   private inflight: Promise<CachedToken> | null = null;
   private failedAt = Number.NEGATIVE_INFINITY;
@@ -91,6 +97,8 @@ class ClientCredentialsSource implements CredentialSource {
     this.clock = deps.clock ?? systemClock;
     this.metrics = deps.metrics ?? noopMetrics;
     this.logger = deps.logger;
+    this.shared = deps.shared ?? null;
+    this.sharedKey = sharedTokenKey(cfg);
 
     const tokenUrl = new URL(cfg.tokenUrl);
     const auth = cfg.tokenEndpointAuthMethod === 'client_secret_post'
@@ -149,8 +157,7 @@ class ClientCredentialsSource implements CredentialSource {
   /** Single flight: every caller shares the one request in progress. */
   private refresh(): Promise<CachedToken> {
     if (this.inflight !== null) return this.inflight;
-    const startedAt = this.clock();
-    const p = this.request(startedAt).then(
+    const p = this.obtain().then(
       (token) => {
         if (!this.closed) this.current = token;
         this.failedAt = Number.NEGATIVE_INFINITY;
@@ -172,6 +179,13 @@ class ClientCredentialsSource implements CredentialSource {
     );
     this.inflight = p;
     return p;
+  }
+
+  /** From the token endpoint, or through the replicas' shared token when configured. */
+  private async obtain(): Promise<CachedToken> {
+    if (this.shared === null) return this.request(this.clock());
+    const d = await this.shared.obtain(this.sharedKey, this.clock, () => this.request(this.clock()));
+    return { credential: Object.freeze({ header: 'authorization', value: `Bearer ${d.token}` }), token: d.token, expiresAt: d.expiresAt, renewAt: d.renewAt };
   }
 
   private async request(startedAt: number): Promise<CachedToken> {

@@ -20,7 +20,7 @@ function session(now: number, over: Partial<Session> = {}): Session {
   return {
     id: newSessionId(), project: 'demo', sub: 'alice', name: 'Alice', email: 'alice@example.com',
     groups: ['readers', 'writers'], accessToken: ACCESS_TOKEN, accessTokenExp: Math.floor(now / 1000) + 3600,
-    refreshToken: REFRESH_TOKEN, idToken: 'ID-TOKEN', createdAt: now, expiresAt: now + TTL, lastSeenAt: now, ...over,
+    refreshToken: REFRESH_TOKEN, idToken: 'ID-TOKEN', idpSid: 'idp-sid-1', createdAt: now, expiresAt: now + TTL, lastSeenAt: now, ...over,
   };
 }
 
