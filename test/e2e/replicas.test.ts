@@ -33,6 +33,8 @@ async function stack(t: Test, opts: { redis: boolean; refreshEveryRequest: boole
   const config = (port: number) => ({
     server: { host: '127.0.0.1', port, publicUrl: base },
     issuers: [{ issuer: idp.issuer, audiences: [RESOURCE] }],
+    // Six processes start on two shared cores: a first JWKS fetch may need more than the 1 s default.
+    tokens: { jwksTimeoutMs: 10_000 },
     upstreams: { app: { url: upstream.url, credentials: { type: 'user-token' } } },
     login: {
       cookieSecret: COOKIE_SECRET,
