@@ -132,15 +132,14 @@ export function logoutKeys(r: LogoutRequest): string[] {
 async function readForm(request: FastifyRequest): Promise<URLSearchParams> {
   const type = (request.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (type !== 'application/x-www-form-urlencoded') throw new LogoutTokenError('not a form (application/x-www-form-urlencoded)');
+  if (Number(request.headers['content-length'] ?? 0) > MAX_BODY_BYTES) throw new PayloadTooLargeError();
   const stream = (request.body ?? request.raw) as Readable;
   const chunks: Buffer[] = [];
   let size = 0;
+  // The rest of an oversized body is left to node, which discards it after the answer.
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      stream.destroy();
-      throw new PayloadTooLargeError();
-    }
+    if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError();
     chunks.push(chunk as Buffer);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
