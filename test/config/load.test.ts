@@ -61,6 +61,7 @@ t.test('fills in every default', async (t) => {
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
     routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null }], login: null }],
     login: null,
+    redis: null,
   });
 });
 
