@@ -3,6 +3,9 @@
 import t from 'tap';
 import { cookieHeader, eventually, JSON_ACCEPT, login, startReplicaStack } from '../fixtures/replica.js';
 
+// Two gateway processes, an IdP and redis per stack, on a shared two-core machine: more than the default 120 s.
+t.setTimeout(300_000);
+
 t.test('back-channel logout and logout at one replica end the session on the other (cookie store)', async (t) => {
   const s = await startReplicaStack(t, { redis: true, refreshEveryRequest: false });
   const alice = await login(s, 'alice');

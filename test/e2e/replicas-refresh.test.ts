@@ -4,6 +4,9 @@
 import t from 'tap';
 import { cookieHeader, cookiesFrom, eventually, JSON_ACCEPT, login, startReplicaStack } from '../fixtures/replica.js';
 
+// Two gateway processes, an IdP and redis per stack, on a shared two-core machine: more than the default 120 s.
+t.setTimeout(300_000);
+
 t.test('one refresh per session across replicas: rotated refresh tokens never log the user out', async (t) => {
   const s = await startReplicaStack(t, { redis: true, refreshEveryRequest: true });
   const browser = await login(s, 'alice');
