@@ -262,9 +262,9 @@ export class TokenVerifier {
    * null: not a configured issuer, or `alg` not allowed for it. Throws like verify() does
    * (KeysUnavailableError, InvalidTokenError unknown_kid).
    */
-  async issuerKeys(iss: string, alg: string, kid: string | undefined): Promise<readonly KeyObject[] | null> {
+  async issuerKeys(iss: string, alg: string, kid: string | undefined): Promise<readonly nodeCrypto.KeyObject[] | null> {
     const issuer = this.issuers.get(iss);
-    const spec = ALGS[alg];
+    const spec = algSpec(alg);
     if (issuer === undefined || spec === undefined || !issuer.algorithms.has(alg)) return null;
     return (await issuer.keys.keysFor(alg, kid)).filter((k) => k.kty === spec.kty).map((k) => k.key);
   }
