@@ -20,7 +20,8 @@ t.test('back-channel logout and logout at one replica end the session on the oth
   t.ok(await eventually(async () => (await fetch(`${s.a.url}/app/r`, { headers: { cookie: aliceCookie, ...JSON_ACCEPT } })).status === 401),
     'replica a refuses alice\'s session');
   t.equal((await fetch(`${s.b.url}/app/r`, { headers: { cookie: aliceCookie, ...JSON_ACCEPT } })).status, 401, 'so does b');
-  t.ok(s.b.entries().some((e) => e.msg === 'back-channel logout' && e.by === 'sid'), 'b logged the logout, by sid');
+  // Log lines reach the pipe asynchronously (buffered stdout): wait for it.
+  t.ok(await eventually(async () => s.b.entries().some((e) => e.msg === 'back-channel logout' && e.by === 'sid')), 'b logged the logout, by sid');
 
   // Bob's session (another IdP session) lives on, on both; his logout at a reaches b.
   t.equal((await fetch(`${s.b.url}/app/r`, { headers: { cookie: bobCookie, ...JSON_ACCEPT } })).status, 200, 'bob\'s session lives on');
