@@ -19,6 +19,7 @@ import { cookieNames } from './session/cookies.js';
 import { createCookieStore, createRedisStore, type SessionStore } from './session/store.js';
 import { LoginClient } from './session/oidc.js';
 import { SessionManager, deferredStore } from './session/manager.js';
+import { createPolicyServices, type PolicyRuntime } from './policy/services.js';
 
 /** Process-wide parts that outlive any one configuration. */
 export interface Runtime {
@@ -48,6 +49,8 @@ export interface GatewayState {
   readonly isTrustedProxy: (address: string) => boolean;
   readonly login: LoginState | null;
   readonly proxy: Proxy;
+  /** What allow rules may ask: CDF's token/inspect (`cdf:`), Graph for Entra groups overage. */
+  readonly policy: PolicyRuntime;
 }
 
 const same = (a: unknown, b: unknown): boolean => isDeepStrictEqual(a, b);
@@ -76,8 +79,14 @@ export function buildState(config: GatewayConfig, rt: Runtime, previous: Gateway
     ? previous!.proxy
     : createProxy({ ...proxyOptions(config), metrics: rt.metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
 
+  // Kept (with its cached CDF and Graph answers) while `cdf` and the issuers are unchanged.
+  const policy = p && same(p.cdf, config.cdf) && same(p.issuers, config.issuers)
+    ? previous!.policy
+    : createPolicyServices(config, { clock: rt.clock, logger: rt.logger, metrics: rt.metrics, ...extra });
+
   return Object.freeze({
     config,
+    policy,
     routes: compileRoutes(config.routes, config.upstreams),
     verifier,
     credentials,
@@ -139,6 +148,7 @@ export async function retireState(old: GatewayState, next: GatewayState | null):
   for (const c of old.credentials.values()) if (!kept.has(c)) c.close();
   if (old.login !== null && next?.login?.store !== old.login.store) await old.login.sessions.close();
   if (next?.proxy !== old.proxy) await old.proxy.close();
+  if (next?.policy !== old.policy) old.policy.close();
 }
 
 /** The one reference the transports read. */

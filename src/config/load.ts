@@ -17,6 +17,7 @@ import { adminSchema, logSchema, serverSchema } from './sections/server.js';
 import { issuersSchema, tokensSchema } from './sections/tokens.js';
 import { upstreamsSchema } from './sections/upstreams.js';
 import { routesSchema } from './sections/routes.js';
+import { cdfSectionSchema, checkCdfRules, type CdfConfig } from './cdf.js';
 
 export type { ConfigProblem } from './schema.js';
 
@@ -35,7 +36,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'cdf'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -70,16 +71,23 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
     : routesSchema(routeRefs(raw), ctx.env).check(raw.routes, 'routes', ctx);
 
+  const cdf = isAbsent(raw.cdf) ? null : cdfSectionSchema.check(raw.cdf, 'cdf', ctx);
+
   // Rules between keys, on whatever values are valid.
+  if (routes !== INVALID && cdf !== INVALID) checkCdfRules(routes, cdf, ctx);
   checkIssuersNeeded(raw, ctx);
   checkExplicitPairs(set, ctx);
   checkLoginIssuers(raw, ctx);
 
   if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
-      || issuers === INVALID || upstreams === INVALID || routes === INVALID) {
+      || issuers === INVALID || upstreams === INVALID || routes === INVALID || cdf === INVALID) {
     return undefined;
   }
-  return { server, admin, log, issuers, tokens, upstreams, routes, login };
+  const config: { server: typeof server; admin: typeof admin; log: typeof log; issuers: typeof issuers; tokens: typeof tokens;
+    upstreams: typeof upstreams; routes: typeof routes; login: typeof login; cdf?: CdfConfig } = { server, admin, log, issuers, tokens, upstreams, routes, login };
+  // `cdf` only when configured: the section is optional and most files have none.
+  if (cdf !== null) config.cdf = cdf;
+  return config;
 }
 
 /** The validated configuration before freezing; types.ts derives GatewayConfig from it. */

@@ -32,3 +32,7 @@ export type AllowRule = RouteConfig['allow'][number];
 export type LoginConfig = NonNullable<GatewayConfig['login']>;
 export type LoginProjectConfig = LoginConfig['projects'][string];
 export type RedisConfig = NonNullable<LoginConfig['redis']>;
+
+export {
+  ISSUER_PROFILES, type IssuerProfile, type CdfConfig, type CdfRuleCondition, type GroupsOverageConfig,
+} from './cdf.js';
