@@ -146,7 +146,7 @@ async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<
   }
   if (route === null) return allowed(p, identity.principal, identity.session, null);
   // Allow rules: synchronous unless a rule needs CDF's token/inspect or Graph (groups overage).
-  let verdict = authorize(route, ask.method, p.path!, identity.principal, state.policy);
+  let verdict = authorize(route, ask.method, p.path!, identity.principal, state.policy, identity.token);
   if (typeof verdict !== 'string') verdict = await verdict;
   if (verdict !== 'allow') throw new InsufficientScopeError(verdict);
 

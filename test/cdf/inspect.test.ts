@@ -87,7 +87,7 @@ t.test('CDF down, failing or slow: 503, never remembered', async (t) => {
   const inspector = new CdfInspector(cfg(), { clock: clock.fn });
   const alice = await principal('alice', clock);
   cdf.inspectStatus = 502;
-  await t.rejects(Promise.resolve(inspector.grants(...ask(alice))), err({ status: 503, reason: 'cdf_unavailable' }));
+  await t.rejects(Promise.resolve(inspector.grants(...ask(alice))), err({ status: 503, code: 'cdf_unavailable' }));
   cdf.inspectStatus = null;
   t.ok((await inspector.grants(...ask(alice))).has('demo', 'timeSeriesAcl:READ'), 'the failure was not cached');
 

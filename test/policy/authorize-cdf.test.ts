@@ -86,7 +86,7 @@ t.test('project and capabilities are decided by CDF', async (t) => {
   // Refused by CDF (401/403): no grants, no rule.
   t.equal(await authorize(byProject, 'GET', `${P}/x`, who('a', []), services(NO_GRANTS).s), 'no_rule');
   // Unreachable: the 503 propagates (never allow).
-  await t.rejects(Promise.resolve(authorize(byProject, 'GET', `${P}/x`, who('a', []), services(new CdfUnavailableError('down')).s)), err({ status: 503, reason: 'cdf_unavailable' }));
+  await t.rejects(Promise.resolve(authorize(byProject, 'GET', `${P}/x`, who('a', []), services(new CdfUnavailableError('down')).s)), err({ status: 503, code: 'cdf_unavailable' }));
   // Without a cdf section (no inspector) such rules never hold.
   t.equal(authorize(byProject, 'GET', `${P}/x`, who('a', []), { inspector: null, overage: () => null }), 'no_rule');
 });

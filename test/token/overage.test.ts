@@ -72,7 +72,7 @@ t.test('throttling: waits as Retry-After says, then succeeds; too long a wait â†
   const slow = resolver({ timeoutMs: 1000 });
   graph.throttle = 1;
   graph.retryAfter = '120';
-  await t.rejects(Promise.resolve(slow.g.groups(alice)), err({ status: 503, reason: 'groups_unavailable' }));
+  await t.rejects(Promise.resolve(slow.g.groups(alice)), err({ status: 503, code: 'groups_unavailable' }));
   t.strictSame(slow.sleeps, [], 'not waited');
   graph.throttle = 0;
   t.equal(retryAfterMs(null), 1000);
@@ -82,7 +82,7 @@ t.test('throttling: waits as Retry-After says, then succeeds; too long a wait â†
 t.test('Graph failing â†’ 503, not remembered; a next link elsewhere is not followed', async (t) => {
   const { g } = resolver();
   graph.failStatus = 503;
-  await t.rejects(Promise.resolve(g.groups(alice)), err({ status: 503, reason: 'groups_unavailable' }));
+  await t.rejects(Promise.resolve(g.groups(alice)), err({ status: 503, code: 'groups_unavailable' }));
   graph.failStatus = null;
   t.strictSame(await g.groups(alice), GROUPS, 'asked again');
   const other = resolver();
