@@ -3,6 +3,9 @@
 // request, the credential and identity headers it arrived with. Credentials are only ever shown
 // as a short prefix plus a SHA-256 fingerprint, never whole.
 // GET /_demo/requests lists the records (JSON, or an HTML table for a browser).
+// GET /api/v1/token/inspect answers in CDF's documented shape from the token's IdP groups (as CDF
+// groups with a source ID would), and /apps/timeseries-editor/ is an internal app the gateway
+// opens only to callers CDF grants timeSeriesAcl:WRITE in project demo.
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { decodeJwt } from 'jose';
@@ -25,6 +28,35 @@ const EVENTS = [
   { id: 302, externalId: 'alarm-77', type: 'alarm', subtype: 'high-temperature', description: 'Outlet temperature high', assetIds: [104], startTime: T0 + 7_200_000 },
 ].map((e) => ({ ...e, metadata: {}, source: 'demo', createdTime: T0, lastUpdatedTime: T0 }));
 const RESOURCES = { assets: ASSETS, timeseries: TIMESERIES, events: EVENTS };
+
+/** CDF groups of project demo, by the IdP group each has as its source ID. */
+const CDF_GROUPS = {
+  readers: { id: 1001, acls: { assetsAcl: ['READ'], timeSeriesAcl: ['READ'], eventsAcl: ['READ'] } },
+  writers: { id: 1002, acls: { assetsAcl: ['READ', 'WRITE'], timeSeriesAcl: ['READ', 'WRITE'], eventsAcl: ['READ', 'WRITE'] } },
+};
+
+/** token/inspect for the bearer token (decoded, not verified: a stand-in, not a CDF). */
+function inspect(req) {
+  const [scheme, token = ''] = (req.headers.authorization ?? '').split(' ');
+  let claims;
+  try { claims = scheme === 'Bearer' ? decodeJwt(token) : null; } catch { claims = null; }
+  if (!claims) return [401, { error: { code: 401, message: 'Unauthorized' } }];
+  const groups = (Array.isArray(claims.groups) ? claims.groups : []).map((g) => CDF_GROUPS[g]).filter(Boolean);
+  return [200, {
+    subject: claims.sub,
+    projects: groups.length ? [{ projectUrlName: 'demo', groups: groups.map((g) => g.id) }] : [],
+    capabilities: groups.flatMap((g) => Object.entries(g.acls).map(([acl, actions]) => ({
+      [acl]: { actions, scope: { all: {} } }, projectScope: { projects: ['demo'] },
+    }))),
+  }];
+}
+
+function editorPage(req) {
+  const user = escapeHtml(req.headers['x-auth-request-user'] ?? '(nobody)');
+  return `<!doctype html><meta charset="utf-8"><title>Time series editor</title>
+<h1>Time series editor</h1><p>An internal app. The gateway let you in because CDF grants you
+<code>timeSeriesAcl:WRITE</code> in project demo. Signed in as <b>${user}</b>.</p>`;
+}
 
 const IDENTITY_HEADERS = ['x-auth-request-user', 'x-auth-request-email', 'x-auth-request-groups'];
 const KEEP = 200; // records kept for /_demo/requests
@@ -126,7 +158,11 @@ export async function startCdfStandin({ port, out = process.stdout }) {
       let body = {};
       try { body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {}; } catch { /* answered as empty */ }
       const project = /^\/api\/v1\/projects\/([^/]+)\/(.+)$/.exec(path);
-      if (project) answerCdf(req.method, project[2].split('/'), body, res);
+      if (path === '/api/v1/token/inspect' && req.method === 'GET') send(res, ...inspect(req));
+      else if (path.startsWith('/apps/timeseries-editor/') && req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end(editorPage(req));
+      } else if (project) answerCdf(req.method, project[2].split('/'), body, res);
       else if (path === '/status' && req.method === 'GET') send(res, 200, { status: 'ok', service: 'cdf-standin' });
       else notFound(res);
       const record = { time: new Date().toISOString(), method: req.method, path, status: res.statusCode, ...describe(req) };

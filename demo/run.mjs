@@ -64,6 +64,7 @@ function banner(env, config, loginWorks) {
   const browser = loginWorks
     ? `  Log in through the gateway (any user below, any password), then see CDF's answer:\n    ${gw}/api/v1/projects/demo/assets\n`
       + `  Who you are: ${gw}/auth/userinfo    Log out: ${gw}/auth/logout?redirect=/status\n`
+      + `  An app CDF opens (timeSeriesAcl:WRITE in demo: bob yes, alice no): ${gw}/apps/timeseries-editor/\n`
     : '  (This build of the gateway has no browser login yet: use the curl lines below.)\n';
   const token = `TOKEN=$(curl -s -u ${CLI_CLIENT.id}:${CLI_CLIENT.secret} -d grant_type=client_credentials `
     + `-d resource=${RESOURCE} -d scope=user_impersonation ${idp}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`;

@@ -25,6 +25,7 @@ export const REASONS = [
   'cross_site', 'no_rule', 'groups_overage', 'bad_origin',
   // the gateway's own dependencies
   'keys_unavailable', 'credential_unavailable', 'session_store_unavailable', 'shared_state_unavailable', 'idp_unavailable', 'cdf_unavailable',
+  'groups_unavailable',
   'login_failed', 'upstream_error', 'upstream_timeout', 'internal',
 ] as const;
 export type Reason = (typeof REASONS)[number];
@@ -169,6 +170,20 @@ export class KeysUnavailableError extends GatewayError {
 export class CredentialUnavailableError extends GatewayError {
   constructor(detail: string, cause?: unknown) {
     super(503, 'Service unavailable: upstream credential cannot be obtained', { detail, cause, code: 'credential_unavailable', headers: { 'retry-after': '5' } });
+  }
+}
+
+/** CDF's token/inspect cannot be asked (unreachable, timeout, 5xx, garbage): never allow without it. */
+export class CdfUnavailableError extends GatewayError {
+  constructor(detail: string, cause?: unknown) {
+    super(503, 'Service unavailable: CDF cannot be asked about this token', { detail, cause, code: 'cdf_unavailable', headers: { 'retry-after': '5' } });
+  }
+}
+
+/** Entra groups overage: Microsoft Graph cannot tell the caller's groups. */
+export class GroupsUnavailableError extends GatewayError {
+  constructor(detail: string, cause?: unknown) {
+    super(503, 'Service unavailable: group memberships cannot be resolved', { detail, cause, code: 'groups_unavailable', headers: { 'retry-after': '5' } });
   }
 }
 

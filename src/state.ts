@@ -20,6 +20,7 @@ import { createCookieStore, createRedisStore, type SessionStore } from './sessio
 import { LoginClient } from './session/oidc.js';
 import { SessionManager, deferredStore } from './session/manager.js';
 import { createSharedState, type SharedState } from './shared/state.js';
+import { createPolicyServices, type PolicyRuntime } from './policy/services.js';
 
 /** Process-wide parts that outlive any one configuration. */
 export interface Runtime {
@@ -51,6 +52,8 @@ export interface GatewayState {
   readonly proxy: Proxy;
   /** What the replicas share through redis (`redis:`), or its in-memory stand-in. */
   readonly shared: SharedState;
+  /** What allow rules may ask: CDF's token/inspect (`cdf:`), Graph for Entra groups overage. */
+  readonly policy: PolicyRuntime;
 }
 
 const same = (a: unknown, b: unknown): boolean => isDeepStrictEqual(a, b);
@@ -83,8 +86,14 @@ export function buildState(config: GatewayConfig, rt: Runtime, previous: Gateway
     ? previous!.proxy
     : createProxy({ ...proxyOptions(config), metrics: rt.metrics, keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000 });
 
+  // Kept (with its cached CDF and Graph answers) while `cdf` and the issuers are unchanged.
+  const policy = p && same(p.cdf, config.cdf) && same(p.issuers, config.issuers)
+    ? previous!.policy
+    : createPolicyServices(config, { clock: rt.clock, logger: rt.logger, metrics: rt.metrics, ...extra });
+
   return Object.freeze({
     config,
+    policy,
     routes: compileRoutes(config.routes, config.upstreams),
     verifier,
     credentials,
@@ -149,6 +158,7 @@ export async function retireState(old: GatewayState, next: GatewayState | null):
   if (old.login !== null && next?.login?.store !== old.login.store) await old.login.sessions.close();
   if (next?.proxy !== old.proxy) await old.proxy.close();
   if (next?.shared !== old.shared) await old.shared.close();
+  if (next?.policy !== old.policy) old.policy.close();
 }
 
 /** The one reference the transports read. */

@@ -18,6 +18,7 @@ import { adminSchema, logSchema, serverSchema } from './sections/server.js';
 import { issuersSchema, tokensSchema } from './sections/tokens.js';
 import { upstreamsSchema } from './sections/upstreams.js';
 import { routesSchema } from './sections/routes.js';
+import { cdfSectionSchema, checkCdfRules, type CdfConfig } from './cdf.js';
 
 export type { ConfigProblem } from './schema.js';
 
@@ -36,7 +37,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis', 'cdf'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -72,17 +73,26 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
     : routesSchema(routeRefs(raw), ctx.env).check(raw.routes, 'routes', ctx);
 
+  const cdf = isAbsent(raw.cdf) ? null : cdfSectionSchema.check(raw.cdf, 'cdf', ctx);
+
   // Rules between keys, on whatever values are valid.
+  if (routes !== INVALID && cdf !== INVALID) checkCdfRules(routes, cdf, ctx);
   checkIssuersNeeded(raw, ctx);
   checkExplicitPairs(set, ctx);
   checkLoginIssuers(raw, ctx);
   if (redis !== INVALID) checkSharedSecret(redis, !isAbsent(raw.login), upstreams === INVALID ? null : upstreams, ctx);
 
   if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
-      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID) {
+      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID || cdf === INVALID) {
     return undefined;
   }
-  return { server, admin, log, issuers, tokens, upstreams, routes, login, redis };
+  const config: { server: typeof server; admin: typeof admin; log: typeof log; issuers: typeof issuers; tokens: typeof tokens;
+    upstreams: typeof upstreams; routes: typeof routes; login: typeof login; redis: typeof redis; cdf?: CdfConfig } = {
+    server, admin, log, issuers, tokens, upstreams, routes, login, redis,
+  };
+  // `cdf` only when configured: the section is optional and most files have none.
+  if (cdf !== null) config.cdf = cdf;
+  return config;
 }
 
 /** The validated configuration before freezing; types.ts derives GatewayConfig from it. */

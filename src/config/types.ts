@@ -35,3 +35,6 @@ export type RedisConfig = NonNullable<LoginConfig['redis']>;
 
 /** The top-level `redis:` section (state shared by replicas); null in GatewayConfig when absent. */
 export type SharedRedisConfig = NonNullable<GatewayConfig['redis']>;
+export {
+  ISSUER_PROFILES, type IssuerProfile, type CdfConfig, type CdfRuleCondition, type GroupsOverageConfig,
+} from './cdf.js';

@@ -4,12 +4,19 @@
 
 import type { AllowRule, RouteConfig, UpstreamConfig } from '../config/types.js';
 import { parseTarget } from '../request/target.js';
+import type { CdfCondition } from './cdf.js';
 
 export interface CompiledRule {
   readonly methods: ReadonlySet<string> | null;
   readonly groups: ReadonlySet<string> | null;
   readonly scopes: readonly string[] | null;
   readonly subjects: ReadonlySet<string> | null;
+  /** CDF API access condition (policy/cdf.ts), or null. */
+  readonly cdf: CdfCondition | null;
+  /** CDF project the caller's token/inspect must list, or null. */
+  readonly project: string | null;
+  /** `acl:ACTION`s granted in `project`, or null. */
+  readonly capabilities: readonly string[] | null;
 }
 
 export interface CompiledRoute {
@@ -25,6 +32,8 @@ export interface CompiledRoute {
   readonly login: string | null;
   /** Path the upstream receives: upstream URL's base path + (rewritePrefix ?? prefix) + rest of path. */
   upstreamPath(path: string): string;
+  /** The path as the upstream API sees it, without its base path: (rewritePrefix ?? prefix) + rest. */
+  apiPath(path: string): string;
 }
 
 export interface RouteTable {
@@ -56,6 +65,9 @@ function compileRule(r: AllowRule): CompiledRule {
     groups: toSet(r.groups),
     scopes: r.scopes === null ? null : Object.freeze([...r.scopes]),
     subjects: toSet(r.subjects),
+    cdf: r.cdf == null ? null : Object.freeze({ access: r.cdf.access, resources: r.cdf.resources === null ? null : Object.freeze([...r.cdf.resources]) }),
+    project: r.project ?? null,
+    capabilities: r.capabilities == null ? null : Object.freeze([...r.capabilities]),
   });
 }
 
@@ -83,6 +95,11 @@ function compileRoute(r: RouteConfig, upstream: UpstreamConfig): CompiledRoute {
         throw new Error(`path does not belong to route ${r.prefix}`);
       }
       const out = plen === path.length ? head : head + path.slice(plen);
+      return out === '' ? '/' : out;
+    },
+    apiPath(path: string): string {
+      if (rewrite === null) return path;
+      const out = rewrite + path.slice(plen);
       return out === '' ? '/' : out;
     },
   });

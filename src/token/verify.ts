@@ -17,7 +17,7 @@ import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics, type VerifyOutcome } from '../metrics.js';
 import type { KeyEntry } from './jwk.js';
 import { IssuerKeys, type IssuerStatus } from './keys.js';
-import { principalBytes, principalFromClaims, type Principal } from './principal.js';
+import { audienceMatches, claimMap, principalBytes, principalFromClaims, readClaim, type ClaimMap, type Principal } from './principal.js';
 import { cpuBudget } from './cpu-budget.js';
 import { SignatureChecker, algSpec, type SignatureMode } from './signature.js';
 import { headerFields, isB64url } from './jws.js';
@@ -51,6 +51,8 @@ const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
 /** Effectively no maximum age; set only so that jose checks a future `iat` (see claims()). */
 const NO_MAX_AGE = Number.MAX_SAFE_INTEGER;
 const REQUIRED_CLAIMS = ['aud', 'exp', 'iat', 'iss', 'sub'];
+/** For profiles whose audience is another claim (Cognito's client_id): checked after jose. */
+const REQUIRED_CLAIMS_NO_AUD = ['exp', 'iat', 'iss', 'sub'];
 
 interface IssuerRuntime {
   readonly config: IssuerConfig;
@@ -58,6 +60,10 @@ interface IssuerRuntime {
   readonly keys: IssuerKeys;
   /** jose's claim options for this issuer alone (currentDate set per call). */
   readonly claimOptions: JWTClaimVerificationOptions;
+  /** Where this issuer's tokens keep groups, scopes and the audience (its profile). */
+  readonly claims: ClaimMap;
+  /** The audience is `aud` (checked by jose); false: another claim, checked in claims(). */
+  readonly audIsAud: boolean;
 }
 
 interface CacheEntry {
@@ -124,23 +130,30 @@ export class TokenVerifier {
     const deps = { clock: this.clock, metrics: this.metrics, logger: opts.logger, fetch: opts.fetch };
     const common = { clockTolerance: opts.tokens.clockToleranceSec, requiredClaims: REQUIRED_CLAIMS, maxTokenAge: NO_MAX_AGE };
     const issuers = new Map<string, IssuerRuntime>();
+    let allAud = true;
     for (const config of opts.issuers) {
+      const claims = claimMap(config);
+      const audIsAud = claims.audience.length === 1 && claims.audience[0] === 'aud';
+      allAud &&= audIsAud;
       issuers.set(config.issuer, {
         config,
         // Only asymmetric algorithms we implement; `none` and HS* can never get in.
         algorithms: new Set(config.algorithms.filter((a) => algSpec(a) !== undefined)),
         keys: new IssuerKeys(config, opts.tokens, deps),
-        claimOptions: { ...common, issuer: config.issuer, audience: [...config.audiences] },
+        claimOptions: audIsAud
+          ? { ...common, issuer: config.issuer, audience: [...config.audiences] }
+          : { ...common, issuer: config.issuer, requiredClaims: REQUIRED_CLAIMS_NO_AUD },
+        claims,
+        audIsAud,
       });
     }
     this.issuers = issuers;
     const first = opts.issuers[0]?.audiences ?? [];
-    this.sharedAudiences = opts.issuers.every((i) => sameSet(i.audiences, first));
-    this.claimOptions = {
-      ...common,
-      issuer: opts.issuers.map((i) => i.issuer),
-      audience: [...new Set(opts.issuers.flatMap((i) => i.audiences))],
-    };
+    // An issuer whose audience is another claim (Cognito) makes the shared check audience-free.
+    this.sharedAudiences = allAud && opts.issuers.every((i) => sameSet(i.audiences, first));
+    this.claimOptions = allAud
+      ? { ...common, issuer: opts.issuers.map((i) => i.issuer), audience: [...new Set(opts.issuers.flatMap((i) => i.audiences))] }
+      : { ...common, issuer: opts.issuers.map((i) => i.issuer), requiredClaims: REQUIRED_CLAIMS_NO_AUD };
     this.cache = opts.tokens.cacheSize > 0
       ? new LRUCache<string, CacheEntry>({
         max: opts.tokens.cacheSize,
@@ -223,7 +236,7 @@ export class TokenVerifier {
     if (found === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
 
     // 5. Cache until exp (checked on every hit) or until `key` leaves the key set.
-    const principal = principalFromClaims(claims);
+    const principal = principalFromClaims(claims, issuer.claims);
     if (cacheKey !== null && principal.expiresAt > this.clock()) {
       this.cache!.set(cacheKey, { principal, key: found, keys: issuer.keys });
     }
@@ -250,8 +263,12 @@ export class TokenVerifier {
       const issuer = this.issuers.get(claims.iss!)!;
       // Issuers with different audiences: the token's own issuer's (a second decode, only in such configs).
       if (!this.sharedAudiences) UnsecuredJWT.decode(unsecured, { ...issuer.claimOptions, currentDate });
+      if (!issuer.audIsAud && !audienceMatches(readClaim(claims, issuer.claims.audience), issuer.config.audiences)) {
+        throw new InvalidTokenError('claim:aud', `${issuer.claims.audience.join('.')} is not an accepted audience`);
+      }
       return { claims, issuer };
     } catch (err) {
+      if (err instanceof InvalidTokenError) throw err;
       return claimError(err);
     }
   }

@@ -43,6 +43,10 @@ function oneProblem(t: Test, config: Obj | string, path: string, reason: RegExp 
   else t.match(ps[0]?.reason, reason);
 }
 
+// CDF-aware keys (config/cdf.ts) every issuer and rule gets.
+const ISSUER_DEFAULTS = { profile: 'generic', groupsClaim: null, scopesClaim: null, audienceClaim: null, groupsOverage: null };
+const RULE_DEFAULTS = { cdf: null, project: null, capabilities: null };
+
 t.test('fills in every default', async (t) => {
   const c = parse(base());
   t.strictSame(c, {
@@ -53,13 +57,13 @@ t.test('fills in every default', async (t) => {
     },
     admin: { host: '127.0.0.1', port: 9090 },
     log: { level: 'info', accessLog: true },
-    issuers: [{ issuer: 'https://idp.example', jwksUri: null, audiences: ['https://cdf.example'], algorithms: ['RS256'] }],
+    issuers: [{ issuer: 'https://idp.example', jwksUri: null, audiences: ['https://cdf.example'], algorithms: ['RS256'], ...ISSUER_DEFAULTS }],
     tokens: {
       jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000, jwksMaxBytes: 1048576,
       clockToleranceSec: 30, maxTokenBytes: 12288, cacheSize: 10000,
     },
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
-    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null }], login: null }],
+    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null }],
     login: null,
     redis: null,
   });
@@ -83,7 +87,7 @@ t.test('client-credentials and api-key defaults', async (t) => {
   });
   t.strictSame(c.upstreams.key?.credentials, { type: 'api-key', header: 'api-key', value: 'k' });
   t.strictSame(c.upstreams.open?.credentials, { type: 'none' });
-  t.strictSame(c.routes[0]?.allow, [{ methods: null, groups: null, scopes: null, subjects: null }], 'an empty rule means any authenticated caller');
+  t.strictSame(c.routes[0]?.allow, [{ methods: null, groups: null, scopes: null, subjects: null, ...RULE_DEFAULTS }], 'an empty rule means any authenticated caller');
 });
 
 t.test('${NAME} substitution', async (t) => {
@@ -381,7 +385,7 @@ t.test('routes', async (t) => {
 
   t.test('allow rules', async (t) => {
     const c = parse(withRoutes(r({ allow: [{ methods: ['get', 'Head'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'] }] })));
-    t.strictSame(c.routes[0]?.allow, [{ methods: ['GET', 'HEAD'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'] }]);
+    t.strictSame(c.routes[0]?.allow, [{ methods: ['GET', 'HEAD'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'], ...RULE_DEFAULTS }]);
     oneProblem(t, withRoutes(r({ allow: [{ methods: ['GE T'] }] })), 'routes[0].allow[0].methods[0]', '"GE T" must be an HTTP method name');
     oneProblem(t, withRoutes(r({ allow: [{ groups: [] }] })), 'routes[0].allow[0].groups', 'must not be empty');
     oneProblem(t, withRoutes(r({ allow: [{ subjects: 'alice' }] })), 'routes[0].allow[0].subjects', '"alice" must be a list');
@@ -511,7 +515,7 @@ t.test('the DESIGN.md example parses', async (t) => {
   t.match(c.upstreams.service?.credentials, { type: 'client-credentials', clientSecret: 'svc-secret', scopes: ['https://cdf.example/.default'] });
   t.match(c.upstreams.legacy?.credentials, { type: 'api-key', header: 'api-key', value: 'legacy-key' });
   t.strictSame(c.routes[0]?.allow[1]?.methods, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, websockets: true, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null }], login: null });
+  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, websockets: true, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null });
   t.strictSame(c.routes[2], { prefix: '/status', upstream: 'legacy', rewritePrefix: null, public: true, websockets: true, allow: [], login: null });
   t.strictSame(c.login, {
     cookieSecrets: ['c'.repeat(32)], sessionTtlSec: 28800, idleTimeoutSec: 3600, sessionStore: 'cookie', redis: null,

@@ -23,8 +23,9 @@ function checkNeeds(t: Test, file: string, env: Record<string, string>) {
 }
 
 t.test('examples/entra.yaml', async (t) => {
-  const env = { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'login-secret', SERVICE_CLIENT_SECRET: 'svc-secret' };
+  const env = { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'login-secret', SERVICE_CLIENT_SECRET: 'svc-secret', GRAPH_CLIENT_SECRET: 'graph-secret' };
   const cfg = checkNeeds(t, 'entra.yaml', env);
+  t.ok(cfg.issuers.every((i: { profile?: string }) => i.profile === 'entra'), 'profile: entra');
   const issuers = cfg.issuers.map((i: { issuer: string }) => i.issuer);
   t.ok(issuers.some((i: string) => /^https:\/\/login\.microsoftonline\.com\/[^/]+\/v2\.0$/.test(i)), 'the v2 issuer');
   t.ok(issuers.some((i: string) => /^https:\/\/sts\.windows\.net\/[^/]+\/$/.test(i)), 'the v1 issuer CDF tokens carry (trailing slash)');
@@ -38,6 +39,15 @@ t.test('examples/google.yaml', async (t) => {
   t.strictSame(cfg.issuers.map((i: { issuer: string }) => i.issuer), ['https://accounts.google.com']);
   t.notOk(JSON.stringify(cfg.routes).includes('groups'), 'Google ID tokens carry no groups: rules use subjects');
 });
+
+// One example per issuer profile, each using its profile.
+for (const [file, profile] of [['cognito.yaml', 'cognito'], ['auth0.yaml', 'auth0'], ['keycloak.yaml', 'keycloak']] as const) {
+  t.test(`examples/${file}`, async (t) => {
+    // `check` itself runs in the every-example test below (each spawn costs seconds on a busy machine).
+    const cfg = parse(readFileSync(join(ROOT, 'examples', file), 'utf8'));
+    t.strictSame(cfg.issuers.map((i: { profile: string }) => i.profile), [profile]);
+  });
+}
 
 // Every file under examples/ passes `check` with its documented environment: a new example
 // without an entry here fails, so none can rot unchecked.
@@ -54,7 +64,10 @@ t.test('every example config passes cdf-auth-gateway check', async (t) => {
       DEMO_IDP_PORT: '4000', DEMO_CDF_PORT: '5000', DEMO_GATEWAY_PORT: '8080', DEMO_ADMIN_PORT: '9090',
       DEMO_COOKIE_SECRET: COOKIE, DEMO_LOGIN_CLIENT_SECRET: 'l', DEMO_SVC_SECRET: 's',
     },
-    'entra.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l', SERVICE_CLIENT_SECRET: 's' },
+    'entra.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l', SERVICE_CLIENT_SECRET: 's', GRAPH_CLIENT_SECRET: 'g' },
+    'cognito.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l' },
+    'auth0.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l' },
+    'keycloak.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l' },
     'google.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, GOOGLE_CLIENT_SECRET: 'g', SECRETS_DIR: secrets },
   };
   const files = readdirSync(join(ROOT, 'examples')).filter((f) => /\.ya?ml$/.test(f)).sort();

@@ -150,6 +150,18 @@ t.test('npm run demo: start, SDK requests with the credential swap, browser logi
   t.equal(fromBrowser[0]?.credential.cookies, undefined, 'no gateway or IdP cookie reached the stand-in');
   t.same(fromBrowser[0]?.identity, { 'x-auth-request-user': 'bob', 'x-auth-request-email': 'bob@example.com', 'x-auth-request-groups': 'readers,writers' });
 
+  // An internal app opened by a CDF capability: bob's CDF groups grant timeSeriesAcl:WRITE in demo.
+  t.match(out, `${gatewayUrl}/apps/timeseries-editor/`, 'the demo prints the app\'s URL');
+  const editor = (user: string) => new FakeBrowser().navigate(`${gatewayUrl}/apps/timeseries-editor/`, user);
+  const bobEditor = await editor('bob');
+  t.equal(bobEditor.res.status, 200, 'bob (writers) is let in by CDF\'s answer');
+  t.match(await bobEditor.res.text(), /Signed in as <b>bob<\/b>/);
+  const aliceEditor = await editor('alice');
+  t.equal(aliceEditor.res.status, 403, 'alice (readers: timeSeriesAcl:READ only) is not');
+  await aliceEditor.res.arrayBuffer();
+  const asked = await fetch(`http://127.0.0.1:${cdfPort}/_demo/requests`).then((r) => r.json()) as { items: Recorded[] };
+  t.ok(asked.items.some((r) => r.path === '/api/v1/token/inspect' && r.credential.token?.sub === 'bob'), 'the gateway asked CDF with bob\'s token');
+
   t.notOk(out.includes(token) || err.includes(token), 'the demo never prints the whole token');
 
   child.kill('SIGINT');

@@ -7,7 +7,7 @@ import type { Principal } from '../../src/token/principal.js';
 const upstream: UpstreamConfig = { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } };
 
 function rule(r: Partial<AllowRule>): AllowRule {
-  return { methods: null, groups: null, scopes: null, subjects: null, ...r };
+  return { methods: null, groups: null, scopes: null, subjects: null, cdf: null, project: null, capabilities: null, ...r };
 }
 
 function route(allow: AllowRule[]): CompiledRoute {

@@ -2,6 +2,7 @@
 // are compared the way the router compares them (policy/rules.ts normalisePrefix).
 
 import { normalisePrefix } from '../../policy/rules.js';
+import { cdfRuleFields } from '../cdf.js';
 import {
   INVALID, array, bool, canonicalPathProblem, childPath, isAbsent, isToken, object, peekBool, refine, report,
   required, scopeToken, str, strings, withDefault,
@@ -20,6 +21,8 @@ export const allowRuleSchema = object({
   scopes: withDefault(strings(scopeToken), null),
   /** `sub` must be one of these. */
   subjects: withDefault(strings(), null),
+  /** CDF-aware conditions: cdf (read/write), project, capabilities (config/cdf.ts). */
+  ...cdfRuleFields,
 });
 
 type Rule = Infer<typeof allowRuleSchema>;

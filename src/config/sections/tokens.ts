@@ -4,6 +4,7 @@ import { adaptive, array, childPath, httpUrl, int, MAX_TIMER_MS, object, oneOf, 
 import * as defaults from '../defaults.js';
 import type { Explicit } from '../defaults.js';
 import { positiveMs } from './server.js';
+import { issuerProfileFields, refineIssuer } from '../cdf.js';
 
 export const ALGORITHMS = [
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
@@ -20,9 +21,11 @@ export const issuerSchema = object({
   algorithms: withDefault(array(oneOf(ALGORITHMS, {
     explain: (s) => /^(none|HS\d*)$/i.test(s) ? 'is symmetric or unsigned: such algorithms are never accepted' : undefined,
   }), { min: 1 }), ['RS256'] as Algorithm[]),
+  /** Where groups, scopes and the audience are read; Entra groups overage (config/cdf.ts). */
+  ...issuerProfileFields,
 });
 
-export const issuersSchema = array(issuerSchema, {
+export const issuersSchema = array(refine(issuerSchema, refineIssuer), {
   refine(items, ctx) {
     const seen = new Map<string, string>();
     for (const { value, path } of items) {
