@@ -20,6 +20,7 @@ import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
 import { frameworkError, installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
+import { pageDepsOf } from './http/pages.js';
 import { registerForwardAuth } from './auth/verify.js';
 import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
@@ -102,7 +103,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   // Bodies are streamed to the upstream untouched, never parsed or buffered.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  installErrorHandling(app, logger);
+  installErrorHandling(app, logger, () => pageDepsOf(holder.current));
   app.setNotFoundHandler((request) => {
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
