@@ -21,6 +21,7 @@ import { buildState, retireState, StateHolder, type GatewayState } from './state
 import { frameworkError, installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
 import { pageDepsOf } from './http/pages.js';
+import { corsHook } from './http/cors.js';
 import { registerForwardAuth } from './auth/verify.js';
 import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
@@ -132,6 +133,12 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     done();
   });
 
+  // CORS preflights are answered before any route handler (http/cors.ts).
+  app.addHook('onRequest', corsHook(() => holder.current, (request, route, path, decision) => {
+    const o = newOutcome(request, route);
+    o.path = path;
+    o.decision = decision;
+  }));
   registerForwardAuth(app, holder);
   registerCdpLogin(app, holder);
   if (config.login !== null) registerLoginRoutes(app, { holder, clock, logger, metrics });
