@@ -27,6 +27,9 @@ import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
 import { registerBackchannelLogout } from './session/backchannel.js';
 import { listenerChanges } from './reload.js';
+import { SocketRegistry } from './http/sockets.js';
+import { upgradeHandler } from './http/upgrade.js';
+import { decideUpgrade } from './http/upgrade-decide.js';
 
 export interface GatewayOptions {
   /** Where JSON log lines go (default: stdout). */
@@ -62,7 +65,9 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const clock = opts.clock ?? systemClock;
   const { logger, access } = createLoggers(config.log, opts.logStream);
   const metrics = createMetrics();
-  const rt = { clock, logger, metrics, ...(opts.fetch ? { fetch: opts.fetch } : {}) };
+  const sockets = new SocketRegistry({ clock, metrics });
+  // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
+  const rt = { clock, logger, metrics, onSessionRevoked: (id: string) => sockets.sessionEnded(id), ...(opts.fetch ? { fetch: opts.fetch } : {}) };
   const holder = new StateHolder(buildState(config, rt));
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
@@ -146,6 +151,17 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const handle = proxyHandler(holder);
   app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
   app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+  // WebSockets: decided like a GET on their route, then tunnelled (http/upgrade.ts).
+  app.server.on('upgrade', upgradeHandler({
+    sockets, server: app.server, decide: decideUpgrade(holder),
+    record: (req, o) => {
+      metrics.request(o.route, o.status, o.decision);
+      if (o.reason !== null) metrics.refusal(o.route, o.reason);
+      if (accessLog) access.info({ method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }, 'request');
+    },
+    onError: (err) => logger.error({ err }, 'unexpected error in a WebSocket upgrade'),
+  }));
+  app.addHook('preClose', async () => { sockets.closeAll(); });
   // Upstream pools close once the server has drained (onClose runs after the listener closes).
   app.addHook('onClose', async () => { await retireState(holder.current, null); });
 
