@@ -40,7 +40,7 @@ async function signIn(page: Page, stack: LoginStack, user: string): Promise<void
   await page.click('button[type=submit]');
   await page.waitForSelector('input[name=prompt][value=consent]', { state: 'attached' });
   await page.click('button[type=submit]');
-  await page.waitForURL(`${stack.base}/app/home`);
+  await page.waitForURL(`${stack.base}/app/home`, { timeout: 90_000 }); // patient under a loaded CI
 }
 
 t.test('refusal pages as a person sees them', async (t) => {

@@ -49,7 +49,7 @@ async function signIn(t: Test, s: LoginStack): Promise<Page> {
   await page.click('button[type=submit]');
   await page.waitForSelector('input[name=prompt][value=consent]', { state: 'attached' });
   await page.click('button[type=submit]');
-  await page.waitForURL(`${s.base}/app/home`);
+  await page.waitForURL(`${s.base}/app/home`, { timeout: 90_000 }); // patient under a loaded CI
   return page;
 }
 
