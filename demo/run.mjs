@@ -1,12 +1,14 @@
 // `npm run demo`: a development IdP, a recording stand-in for the CDF API and the gateway (built,
 // from ../dist) running examples/demo.yaml, all on loopback in this one process. Ctrl-C stops all.
 //
-// Ports: IdP 4000, CDF stand-in 5000, gateway 8080, admin 9090; DEMO_PORT_BASE=N uses N..N+3, and
-// DEMO_IDP_PORT / DEMO_CDF_PORT / DEMO_GATEWAY_PORT / DEMO_ADMIN_PORT set one each.
+// Ports: IdP 4000, CDF stand-in 5000, gateway 8080, admin 9090, dashboard 3000, live service 5001;
+// DEMO_PORT_BASE=N uses N..N+5, and DEMO_IDP_PORT / DEMO_CDF_PORT / DEMO_GATEWAY_PORT /
+// DEMO_ADMIN_PORT / DEMO_SPA_PORT / DEMO_LIVE_PORT set one each.
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startIdp, USERS, CLI_CLIENT, RESOURCE } from './idp.mjs';
 import { startCdfStandin } from './cdf-standin.mjs';
+import { startDashboard, startLiveService } from './live-app.mjs';
 
 const CONFIG = fileURLToPath(new URL('../examples/demo.yaml', import.meta.url));
 const READY_LINE = 'cdf-auth-gateway demo is ready';
@@ -23,6 +25,8 @@ function ports(env) {
     DEMO_CDF_PORT: pick('DEMO_CDF_PORT', 5000, 1),
     DEMO_GATEWAY_PORT: pick('DEMO_GATEWAY_PORT', 8080, 2),
     DEMO_ADMIN_PORT: pick('DEMO_ADMIN_PORT', 9090, 3),
+    DEMO_SPA_PORT: pick('DEMO_SPA_PORT', 3000, 4),
+    DEMO_LIVE_PORT: pick('DEMO_LIVE_PORT', 5001, 5),
   };
 }
 
@@ -65,6 +69,8 @@ function banner(env, config, loginWorks) {
     ? `  Log in through the gateway (any user below, any password), then see CDF's answer:\n    ${gw}/api/v1/projects/demo/assets\n`
       + `  Who you are: ${gw}/auth/userinfo    Log out: ${gw}/auth/logout?redirect=/status\n`
       + `  An app CDF opens (timeSeriesAcl:WRITE in demo: bob yes, alice no): ${gw}/apps/timeseries-editor/\n`
+      + `  A dashboard on another origin calling the gateway (CORS with the session cookie, and a\n`
+      + `  WebSocket through the gateway; sign in from there): http://127.0.0.1:${env.DEMO_SPA_PORT}/\n`
     : '  (This build of the gateway has no browser login yet: use the curl lines below.)\n';
   const token = `TOKEN=$(curl -s -u ${CLI_CLIENT.id}:${CLI_CLIENT.secret} -d grant_type=client_credentials `
     + `-d resource=${RESOURCE} -d scope=user_impersonation ${idp}/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`;
@@ -74,6 +80,7 @@ cdf-auth-gateway demo (config: examples/demo.yaml)
   admin          http://127.0.0.1:${env.DEMO_ADMIN_PORT}/metrics
   IdP            http://localhost:${env.DEMO_IDP_PORT}  (development IdP, listening on 127.0.0.1)
   CDF stand-in   ${cdf}
+  dashboard      http://127.0.0.1:${env.DEMO_SPA_PORT}  (an app on another origin; live service behind /live)
 
 Open in a browser:
   What the CDF stand-in received (the credential swap, request by request):
@@ -143,6 +150,10 @@ async function main() {
     closers.push(idp.close);
     const standin = await startCdfStandin({ port: Number(env.DEMO_CDF_PORT) });
     closers.push(standin.close);
+    const live = await startLiveService({ port: Number(env.DEMO_LIVE_PORT) });
+    closers.push(live.close);
+    const dashboard = await startDashboard({ port: Number(env.DEMO_SPA_PORT), gatewayUrl: config.server.publicUrl });
+    closers.push(dashboard.close);
     const gateway = dist.createGateway(config, { logStream: gatewayLog });
     closers.push(() => gateway.close());
     await gateway.listen().catch((err) => {

@@ -100,6 +100,13 @@ export class MissingTokenError extends GatewayError {
   }
 }
 
+/** The gateway's own session endpoints (/auth/userinfo) without a session: said in a person's words. */
+export class NotSignedInError extends GatewayError {
+  constructor() {
+    super(401, 'Unauthorized: not signed in', { headers: { 'www-authenticate': bearerChallenge() } });
+  }
+}
+
 /** InvalidTokenError's fine-grained kind → the stable refusal reason. */
 function tokenReason(kind: string): Reason {
   switch (kind) {

@@ -1,6 +1,6 @@
 // prom-client instruments on a registry of our own (never the global one, so several gateways
 // can live in one process, as they do in tests). Modules receive the narrow Metrics interface.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export type VerifyOutcome = 'valid' | 'cached' | 'invalid' | 'expired' | 'unavailable';
 export type FetchOutcome = 'ok' | 'error' | 'timeout';
@@ -19,11 +19,13 @@ export interface Metrics {
   login(project: string, outcome: string): void;
   /** A session's access-token refresh: `ok`, `refused` (the session ended) or `unavailable`. */
   sessionRefresh(project: string, outcome: 'ok' | 'refused' | 'unavailable'): void;
+  /** A WebSocket tunnel on `route` opened (+1) or closed (-1). */
+  websockets(route: string, delta: 1 | -1): void;
 }
 
 export const noopMetrics: Metrics = {
   request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
-  login() {}, sessionRefresh() {},
+  login() {}, sessionRefresh() {}, websockets() {},
 };
 
 export interface PromMetrics extends Metrics { readonly registry: Registry }
@@ -74,6 +76,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     name: 'cdf_gateway_config_reloads_total', help: 'Configuration reloads by outcome',
     labelNames: ['outcome'] as const, registers: [registry],
   });
+  const sockets = new Gauge({
+    name: 'cdf_gateway_websockets_open', help: 'Open WebSocket tunnels by route',
+    labelNames: ['route'] as const, registers: [registry],
+  });
 
   // Label children are cached: prom-client hashes label values on every call otherwise.
   const reqChildren = new Map<string, { inc(): void }>();
@@ -120,6 +126,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     },
     sessionRefresh(project, outcome) {
       refreshes.labels(project, outcome).inc();
+    },
+    websockets(route, delta) {
+      sockets.labels(route).inc(delta);
     },
   };
 }

@@ -20,11 +20,16 @@ import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
 import { frameworkError, installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
+import { pageDepsOf } from './http/pages.js';
+import { corsHook } from './http/cors.js';
 import { registerForwardAuth } from './auth/verify.js';
 import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
 import { registerBackchannelLogout } from './session/backchannel.js';
 import { listenerChanges } from './reload.js';
+import { SocketRegistry } from './http/sockets.js';
+import { upgradeHandler } from './http/upgrade.js';
+import { decideUpgrade } from './http/upgrade-decide.js';
 
 export interface GatewayOptions {
   /** Where JSON log lines go (default: stdout). */
@@ -60,7 +65,9 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const clock = opts.clock ?? systemClock;
   const { logger, access } = createLoggers(config.log, opts.logStream);
   const metrics = createMetrics();
-  const rt = { clock, logger, metrics, ...(opts.fetch ? { fetch: opts.fetch } : {}) };
+  const sockets = new SocketRegistry({ clock, metrics });
+  // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
+  const rt = { clock, logger, metrics, onSessionRevoked: (id: string) => sockets.sessionEnded(id), ...(opts.fetch ? { fetch: opts.fetch } : {}) };
   const holder = new StateHolder(buildState(config, rt));
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
@@ -102,7 +109,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   // Bodies are streamed to the upstream untouched, never parsed or buffered.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-  installErrorHandling(app, logger);
+  installErrorHandling(app, logger, () => pageDepsOf(holder.current));
   app.setNotFoundHandler((request) => {
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
@@ -131,6 +138,12 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     done();
   });
 
+  // CORS preflights are answered before any route handler (http/cors.ts).
+  app.addHook('onRequest', corsHook(() => holder.current, (request, route, path, decision) => {
+    const o = newOutcome(request, route);
+    o.path = path;
+    o.decision = decision;
+  }));
   registerForwardAuth(app, holder);
   registerCdpLogin(app, holder);
   if (config.login !== null) registerLoginRoutes(app, { holder, clock, logger, metrics });
@@ -138,6 +151,17 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const handle = proxyHandler(holder);
   app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
   app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+  // WebSockets: decided like a GET on their route, then tunnelled (http/upgrade.ts).
+  app.server.on('upgrade', upgradeHandler({
+    sockets, server: app.server, decide: decideUpgrade(holder),
+    record: (req, o) => {
+      metrics.request(o.route, o.status, o.decision);
+      if (o.reason !== null) metrics.refusal(o.route, o.reason);
+      if (accessLog) access.info({ method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }, 'request');
+    },
+    onError: (err) => logger.error({ err }, 'unexpected error in a WebSocket upgrade'),
+  }));
+  app.addHook('preClose', async () => { sockets.closeAll(); });
   // Upstream pools close once the server has drained (onClose runs after the listener closes).
   app.addHook('onClose', async () => { await retireState(holder.current, null); });
 

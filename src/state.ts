@@ -21,6 +21,7 @@ import { LoginClient } from './session/oidc.js';
 import { SessionManager, deferredStore } from './session/manager.js';
 import { createSharedState, type SharedState } from './shared/state.js';
 import { createPolicyServices, type PolicyRuntime } from './policy/services.js';
+import { onRevoke } from './http/sockets.js';
 
 /** Process-wide parts that outlive any one configuration. */
 export interface Runtime {
@@ -28,6 +29,8 @@ export interface Runtime {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly fetch?: typeof fetch;
+  /** Told about every session revoked (its WebSockets close). */
+  readonly onSessionRevoked?: (id: string) => void;
 }
 
 export interface LoginState {
@@ -139,6 +142,7 @@ function buildLogin(config: GatewayConfig, rt: Runtime, verifier: TokenVerifier,
       store = createCookieStore(storeOpts);
       ready = Promise.resolve();
     }
+    if (rt.onSessionRevoked !== undefined) store = onRevoke(store, rt.onSessionRevoked);
   }
   const sessions = new SessionManager({
     login, names: cookieNames(publicUrl), store, clients, verifier, clock: rt.clock, logger: rt.logger, metrics: rt.metrics,

@@ -11,7 +11,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { BadRequestError, InsufficientScopeError } from '../errors.js';
 import { decide, type Refused } from '../pipeline/decide.js';
-import type { StateHolder } from '../state.js';
+import type { GatewayState, StateHolder } from '../state.js';
+import type { CompiledRoute } from '../policy/rules.js';
+import { parseTarget } from '../request/target.js';
+import { isPreflight, originAllowed, OriginNotAllowedError, preflightHeaders } from '../http/cors.js';
 import { newOutcome, refuse } from '../http/respond.js';
 
 const METHOD = /^[A-Z]{1,16}$/;
@@ -38,6 +41,13 @@ function returnUrl(h: IncomingHttpHeaders, uri: string): string {
   return host !== undefined && (proto === 'http' || proto === 'https') ? `${proto}://${host}${uri}` : uri;
 }
 
+/** The route of a forwarded URI when it has `cors`, else null (decide() refuses bad targets). */
+function corsRoute(state: GatewayState, uri: string): CompiledRoute | null {
+  let route: CompiledRoute | null;
+  try { route = state.routes.match(parseTarget(uri).path); } catch { return null; }
+  return route !== null && route.cors !== null ? route : null;
+}
+
 export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): void {
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -49,6 +59,15 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
       outcome.path = '/auth/verify';
       const fwd = state.isTrustedProxy(raw.socket.remoteAddress ?? '') ? forwarded(raw.headers) : null;
       if (fwd !== null) outcome.method = fwd.method;
+      // A CORS preflight is decided without credentials, as the proxy would (http/cors.ts).
+      const route = fwd !== null && isPreflight(fwd.method, raw.headers) ? corsRoute(state, fwd.uri) : null;
+      if (route !== null) {
+        const origin = raw.headers.origin;
+        outcome.route = `/auth/verify ${route.id}`;
+        outcome.decision = originAllowed(route.cors!, origin) ? 'preflight' : 'cors_denied';
+        if (!originAllowed(route.cors!, origin)) { void reply.header('vary', 'Origin'); throw new OriginNotAllowedError(origin ?? ''); }
+        return reply.code(200).headers(preflightHeaders(route.cors!, origin)).header('cache-control', 'no-store').send();
+      }
       const v = await decide(state, {
         entry: 'verify',
         method: fwd?.method ?? raw.method!,

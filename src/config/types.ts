@@ -27,6 +27,7 @@ export type ClientCredentials = Extract<CredentialsConfig, { readonly type: 'cli
 
 export type RouteConfig = GatewayConfig['routes'][number];
 export type AllowRule = RouteConfig['allow'][number];
+export type CorsConfig = NonNullable<RouteConfig['cors']>;
 
 /** null in GatewayConfig when the file has no `login:` section (no browser login). */
 export type LoginConfig = NonNullable<GatewayConfig['login']>;

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { BadRequestError, GatewayError, errorBody, type Reason } from '../errors.js';
 import type { Refused } from '../pipeline/decide.js';
+import { isLoginEndpoint, pageFor, pageHeaders, wantsPage, type PageDeps } from './pages.js';
 
 /** What the access line and the request metrics report. */
 export interface Outcome {
@@ -61,8 +62,8 @@ export function refuse(reply: FastifyReply, v: Refused): FastifyReply {
 }
 
 /** The one error handler: every error, thrown anywhere, leaves in CDF's shape. */
-export function installErrorHandling(app: FastifyInstance, logger: Logger): void {
-  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
+export function installErrorHandling(app: FastifyInstance, logger: Logger, pages: (() => PageDeps) | null = null): void {
+  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
     const outcome = request.outcome ?? newOutcome(request);
     let gw: GatewayError;
     if (err instanceof GatewayError) {
@@ -77,7 +78,14 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger): void
     outcome.reason = gw.code;
     if (gw.status >= 500 && gw.detail) logger.warn({ route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request failed');
     else if (gw.detail && logger.isLevelEnabled('debug')) logger.debug({ route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request refused');
+    // People get a page, API clients CDF's JSON (DESIGN: "Browsers see pages").
+    if (pages !== null && wantsPage(request.raw.headers, gw.status, isLoginEndpoint(outcome.path))) {
+      const raw = request.raw;
+      const html = await pageFor(pages(), { method: raw.method!, url: raw.url!, headers: raw.headers, path: outcome.path, sub: outcome.sub }, gw.status, gw.message);
+      return reply.code(gw.status).headers(gw.headers).headers(pageHeaders()).send(html);
+    }
     sendError(reply, gw);
+    return reply;
   });
 }
 

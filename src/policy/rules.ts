@@ -2,7 +2,7 @@
 // this one matcher, so they can never disagree about a path. Input paths are canonical
 // (src/request/target.ts): no dot segments, no empty segments, no encoded '/'.
 
-import type { AllowRule, RouteConfig, UpstreamConfig } from '../config/types.js';
+import type { AllowRule, CorsConfig, RouteConfig, UpstreamConfig } from '../config/types.js';
 import { parseTarget } from '../request/target.js';
 import type { CdfCondition } from './cdf.js';
 
@@ -30,6 +30,8 @@ export interface CompiledRoute {
   readonly rules: readonly CompiledRule[];
   /** Login project whose sessions this route accepts (browsers without one are sent to log in). */
   readonly login: string | null;
+  /** Cross-origin browser calls allowed on this route (routes[].cors), or null. */
+  readonly cors: CorsConfig | null;
   /** Path the upstream receives: upstream URL's base path + (rewritePrefix ?? prefix) + rest of path. */
   upstreamPath(path: string): string;
   /** The path as the upstream API sees it, without its base path: (rewritePrefix ?? prefix) + rest. */
@@ -89,6 +91,7 @@ function compileRoute(r: RouteConfig, upstream: UpstreamConfig): CompiledRoute {
     websockets: r.websockets,
     rules: Object.freeze(r.allow.map(compileRule)),
     login: r.login ?? null,
+    cors: r.cors ?? null,
     upstreamPath(path: string): string {
       // Guard against misuse: only a path this route matched may be mapped.
       if (!path.startsWith(prefix) || (path.length > plen && path.charCodeAt(plen) !== 0x2f)) {

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Metrics } from '../metrics.js';
-import { BadRequestError, CrossSiteError, GatewayError, IdpFailedError, MissingTokenError, NotFoundError } from '../errors.js';
+import { BadRequestError, CrossSiteError, GatewayError, IdpFailedError, NotFoundError, NotSignedInError } from '../errors.js';
 import { parseTarget } from '../request/target.js';
 import type { Principal } from '../token/principal.js';
 import type { StateHolder, LoginState } from '../state.js';
@@ -255,7 +255,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
     const r = await sessions.authenticate(sessions.cookies(request.raw.headers.cookie), null);
     if (r.session === null) {
       if (r.setCookies !== null) void reply.header('set-cookie', r.setCookies);
-      throw new MissingTokenError();
+      throw new NotSignedInError();
     }
     const s = r.session;
     request.outcome.decision = 'allow';

@@ -15,6 +15,7 @@ import type { Metrics } from '../metrics.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 import { redirectBases } from './location.js';
+import { upstreamCorsHeaders } from '../http/cors.js';
 
 /** Per-request state the proxy reads; built by the handler for forward(). */
 export interface ProxyState {
@@ -202,6 +203,7 @@ class ProxyHandler {
     const out = clientResponseHeaders(
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
       { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
+    if (state.route.cors !== null) upstreamCorsHeaders(out, res); // the gateway's CORS headers win
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
     if (state.setCookies !== null) {

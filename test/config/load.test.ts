@@ -63,7 +63,7 @@ t.test('fills in every default', async (t) => {
       clockToleranceSec: 30, maxTokenBytes: 12288, cacheSize: 10000,
     },
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
-    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null }],
+    routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null, cors: null }],
     login: null,
     redis: null,
   });
@@ -515,8 +515,8 @@ t.test('the DESIGN.md example parses', async (t) => {
   t.match(c.upstreams.service?.credentials, { type: 'client-credentials', clientSecret: 'svc-secret', scopes: ['https://cdf.example/.default'] });
   t.match(c.upstreams.legacy?.credentials, { type: 'api-key', header: 'api-key', value: 'legacy-key' });
   t.strictSame(c.routes[0]?.allow[1]?.methods, ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
-  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, websockets: true, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null });
-  t.strictSame(c.routes[2], { prefix: '/status', upstream: 'legacy', rewritePrefix: null, public: true, websockets: true, allow: [], login: null });
+  t.strictSame(c.routes[1], { prefix: '/apps/legacy/', upstream: 'legacy', rewritePrefix: '/', public: false, websockets: true, allow: [{ methods: null, groups: ['legacy-users'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null, cors: null });
+  t.strictSame(c.routes[2], { prefix: '/status', upstream: 'legacy', rewritePrefix: null, public: true, websockets: true, allow: [], login: null, cors: null });
   t.strictSame(c.login, {
     cookieSecrets: ['c'.repeat(32)], sessionTtlSec: 28800, idleTimeoutSec: 3600, sessionStore: 'cookie', redis: null,
     allowedRedirectOrigins: ['http://127.0.0.1:3000'], refreshBeforeSec: 60, flowTtlSec: 600,

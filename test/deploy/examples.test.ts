@@ -61,7 +61,7 @@ t.test('every example config passes cdf-auth-gateway check', async (t) => {
   const envs: Record<string, Record<string, string>> = {
     'gateway.yaml': { SERVICE_CLIENT_SECRET: 's', PARTNER_API_KEY: 'p', LOGIN_CLIENT_SECRET: 'l', SECRETS_DIR: secrets },
     'demo.yaml': {
-      DEMO_IDP_PORT: '4000', DEMO_CDF_PORT: '5000', DEMO_GATEWAY_PORT: '8080', DEMO_ADMIN_PORT: '9090',
+      DEMO_IDP_PORT: '4000', DEMO_CDF_PORT: '5000', DEMO_GATEWAY_PORT: '8080', DEMO_ADMIN_PORT: '9090', DEMO_SPA_PORT: '3000', DEMO_LIVE_PORT: '5001',
       DEMO_COOKIE_SECRET: COOKIE, DEMO_LOGIN_CLIENT_SECRET: 'l', DEMO_SVC_SECRET: 's',
     },
     'entra.yaml': { GATEWAY_COOKIE_SECRET: COOKIE, LOGIN_CLIENT_SECRET: 'l', SERVICE_CLIENT_SECRET: 's', GRAPH_CLIENT_SECRET: 'g' },

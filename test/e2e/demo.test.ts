@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as sdkModule from '@cognite/sdk';
+import { WebSocket } from 'ws';
 import { FakeBrowser } from '../fixtures/login.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,7 +33,7 @@ interface Recorded {
   identity: Record<string, string>;
 }
 
-/** Four distinct free loopback ports (held together while picking, so they differ). */
+/** Distinct free loopback ports (held together while picking, so they differ). */
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
     const s = net.createServer().once('error', reject);
@@ -53,13 +54,14 @@ function portIsFree(port: number): Promise<boolean> {
 const sha12 = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 12);
 
 t.test('npm run demo: start, SDK requests with the credential swap, browser login, Ctrl-C', async (t) => {
-  const [idpPort, cdfPort, gwPort, adminPort] = await freePorts(4) as [number, number, number, number];
+  const [idpPort, cdfPort, gwPort, adminPort, spaPort, livePort] = await freePorts(6) as [number, number, number, number, number, number];
   const child = spawn(process.execPath, ['demo/run.mjs'], {
     cwd: ROOT,
     env: {
       ...process.env,
       DEMO_IDP_PORT: String(idpPort), DEMO_CDF_PORT: String(cdfPort),
       DEMO_GATEWAY_PORT: String(gwPort), DEMO_ADMIN_PORT: String(adminPort),
+      DEMO_SPA_PORT: String(spaPort), DEMO_LIVE_PORT: String(livePort),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -131,8 +133,10 @@ t.test('npm run demo: start, SDK requests with the credential swap, browser logi
 
   // Browser login through the demo IdP (devInteractions form) and back to the CDF route.
   t.match(out, `${gatewayUrl}/api/v1/projects/demo/assets`, 'the demo prints the browser URL');
-  const browse = (user: string) => new FakeBrowser()
-    .navigate(`${gatewayUrl}/api/v1/projects/demo/assets`, user);
+  const browse = async (user: string) => {
+    const browser = new FakeBrowser();
+    return { browser, ...(await browser.navigate(`${gatewayUrl}/api/v1/projects/demo/assets`, user)) };
+  };
   const bob = await browse('bob');
   t.equal(bob.res.status, 200, 'bob logs in and gets the assets');
   t.equal(bob.url.href, `${gatewayUrl}/api/v1/projects/demo/assets`, 'back where he started');
@@ -161,6 +165,30 @@ t.test('npm run demo: start, SDK requests with the credential swap, browser logi
   await aliceEditor.res.arrayBuffer();
   const asked = await fetch(`http://127.0.0.1:${cdfPort}/_demo/requests`).then((r) => r.json()) as { items: Recorded[] };
   t.ok(asked.items.some((r) => r.path === '/api/v1/token/inspect' && r.credential.token?.sub === 'bob'), 'the gateway asked CDF with bob\'s token');
+  // The dashboard on another origin: a CORS call with bob's session cookie, and the live WebSocket.
+  const spa = `http://127.0.0.1:${spaPort}`;
+  t.match(out, `${spa}/`, 'the demo prints the dashboard URL');
+  t.match(await fetch(`${spa}/`).then((r) => r.text()), '<script src="/app.js"></script>', 'the dashboard page (no inline script)');
+  const cookie = Object.entries(bob.browser.gatewayCookies()).map(([k, v]) => `${k}=${v}`).join('; ');
+  const preflight = await fetch(`${gatewayUrl}/api/v1/projects/demo/assets/list`, {
+    method: 'OPTIONS', headers: { origin: spa, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+  });
+  t.equal(preflight.status, 204, 'the preflight is answered by the gateway');
+  t.equal(preflight.headers.get('access-control-allow-origin'), spa);
+  t.equal(preflight.headers.get('access-control-allow-credentials'), 'true');
+  const cross = await fetch(`${gatewayUrl}/api/v1/projects/demo/assets/list`, {
+    method: 'POST', body: '{"limit":5}', headers: { origin: spa, cookie, 'content-type': 'application/json' },
+  });
+  t.equal(cross.status, 200, 'the cross-origin POST with the session');
+  t.equal(cross.headers.get('access-control-allow-origin'), spa);
+  t.equal(((await cross.json()) as { items: unknown[] }).items.length, 4);
+  const hello = await new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(`${gatewayUrl.replace('http', 'ws')}/live/ws`, { headers: { origin: spa, cookie } });
+    ws.once('message', (d) => { resolve(d.toString()); ws.close(); });
+    ws.once('unexpected-response', (_q, r) => reject(new Error(`upgrade refused: ${r.statusCode}`)));
+    ws.once('error', reject);
+  });
+  t.same(JSON.parse(hello), { hello: 'bob' }, 'the live service greets the signed-in user over the WebSocket');
 
   t.notOk(out.includes(token) || err.includes(token), 'the demo never prints the whole token');
 
@@ -169,5 +197,5 @@ t.test('npm run demo: start, SDK requests with the credential swap, browser logi
   t.equal(signal, null);
   t.equal(code, 0, 'Ctrl-C stops the demo with exit code 0');
   t.match(out, /demo stopped/);
-  for (const port of [idpPort, cdfPort, gwPort, adminPort]) t.ok(await portIsFree(port), `port ${port} released`);
+  for (const port of [idpPort, cdfPort, gwPort, adminPort, spaPort, livePort]) t.ok(await portIsFree(port), `port ${port} released`);
 });

@@ -18,7 +18,7 @@ function rule(r: Partial<AllowRule>): AllowRule {
   return { methods: null, groups: null, scopes: null, subjects: null, cdf: null, project: null, capabilities: null, ...r };
 }
 function route(allow: AllowRule[], prefix = P, rewritePrefix: string | null = null): CompiledRoute {
-  const cfg: RouteConfig = { prefix, upstream: 'cdf', rewritePrefix, public: false, websockets: true, allow, login: null };
+  const cfg: RouteConfig = { prefix, upstream: 'cdf', rewritePrefix, public: false, websockets: true, allow, login: null, cors: null };
   return compileRoutes([cfg], { cdf: upstream }).match(prefix)!;
 }
 function who(sub: string, groups: string[], extra: Partial<Principal> = {}): Principal {

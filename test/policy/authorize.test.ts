@@ -11,7 +11,7 @@ function rule(r: Partial<AllowRule>): AllowRule {
 }
 
 function route(allow: AllowRule[]): CompiledRoute {
-  const cfg: RouteConfig = { prefix: '/r', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow, login: null };
+  const cfg: RouteConfig = { prefix: '/r', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow, login: null, cors: null };
   const r = compileRoutes([cfg], { cdf: upstream }).match('/r');
   if (r === null) throw new Error('route did not compile');
   return r;

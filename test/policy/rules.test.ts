@@ -8,7 +8,7 @@ function up(name: string, url: string): UpstreamConfig {
   return { name, url, timeoutMs: 30000, credentials: { type: 'none' } };
 }
 function rc(prefix: string, upstream: string, extra: Partial<RouteConfig> = {}): RouteConfig {
-  return { prefix, upstream, rewritePrefix: null, public: false, websockets: true, allow: [], login: null, ...extra } as RouteConfig;
+  return { prefix, upstream, rewritePrefix: null, public: false, websockets: true, allow: [], login: null, cors: null, ...extra } as RouteConfig;
 }
 
 const upstreams = {

@@ -34,7 +34,7 @@ function cc(tokenUrl: string, over: Partial<ClientCredentials> = {}): ClientCred
 function recorder() {
   const refreshes: string[] = [];
   const metrics: Metrics = {
-    request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, login() {}, sessionRefresh() {},
+    request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, login() {}, sessionRefresh() {}, websockets() {},
     clientCredentialsRefresh(name, outcome) { refreshes.push(`${name}:${outcome}`); },
   };
   const lines: string[] = [];

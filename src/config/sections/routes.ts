@@ -8,6 +8,7 @@ import {
   required, scopeToken, str, strings, withDefault,
   type Context, type Field, type Infer,
 } from '../schema.js';
+import { corsSchema } from './cors.js';
 
 const methodSchema = refine(str((s) => (isToken(s) ? undefined : 'must be an HTTP method name')), (s) => s.toUpperCase());
 
@@ -90,6 +91,8 @@ export function routeSchema(refs: RouteRefs, env: Context['env']) {
     /** A key of `login.projects`: browsers without a session are sent to that login. */
     login: withDefault(str((s) => refs.projects === null ? 'needs a login section (login.projects)'
       : nameOf('login projects', refs.projects)(s)), null),
+    /** Browser calls from other origins; preflights answered by the gateway. null: none. */
+    cors: withDefault(corsSchema, null),
   });
 }
 
