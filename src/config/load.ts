@@ -13,6 +13,7 @@ import {
 } from './schema.js';
 import { loginSchema } from './login.js';
 import { checkSharedSecret, sharedRedisSchema } from './redis.js';
+import { tracingSchema } from './tracing.js';
 import { checkExplicitPairs, checkIssuersNeeded, checkLoginIssuers, explicitValues, routeRefs } from './relations.js';
 import { adminSchema, logSchema, serverSchema } from './sections/server.js';
 import { issuersSchema, tokensSchema } from './sections/tokens.js';
@@ -36,7 +37,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis', 'tracing'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -68,6 +69,7 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   const upstreams = isAbsent(raw.upstreams) ? report(ctx, 'upstreams', 'required') : upstreamsSchema.check(raw.upstreams, 'upstreams', ctx);
   const login = isAbsent(raw.login) ? null : loginSchema.check(raw.login, 'login', ctx);
   const redis = isAbsent(raw.redis) ? null : sharedRedisSchema.check(raw.redis, 'redis', ctx);
+  const tracing = isAbsent(raw.tracing) ? null : tracingSchema.check(raw.tracing, 'tracing', ctx);
   // Route references are checked against the names written, even if an upstream itself is invalid.
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
     : routesSchema(routeRefs(raw), ctx.env).check(raw.routes, 'routes', ctx);
@@ -79,10 +81,10 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   if (redis !== INVALID) checkSharedSecret(redis, !isAbsent(raw.login), upstreams === INVALID ? null : upstreams, ctx);
 
   if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
-      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID) {
+      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID || tracing === INVALID) {
     return undefined;
   }
-  return { server, admin, log, issuers, tokens, upstreams, routes, login, redis };
+  return { server, admin, log, issuers, tokens, upstreams, routes, login, redis, tracing };
 }
 
 /** The validated configuration before freezing; types.ts derives GatewayConfig from it. */

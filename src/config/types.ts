@@ -35,3 +35,5 @@ export type RedisConfig = NonNullable<LoginConfig['redis']>;
 
 /** The top-level `redis:` section (state shared by replicas); null in GatewayConfig when absent. */
 export type SharedRedisConfig = NonNullable<GatewayConfig['redis']>;
+/** null in GatewayConfig when the file has no `tracing:` section (tracing off, the SDK never loaded). */
+export type TracingConfig = NonNullable<GatewayConfig['tracing']>;
