@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { parse, stringify } from 'yaml';
 import { startUpstream } from '../fixtures/upstream.js';
 import { startGateway } from '../fixtures/gateway.js';
-import { CHART, ROOT, validate, type Obj } from '../fixtures/deploy.js';
+import { CHART, ROOT, kustomize, minihelm, parseObjects, pods, validate, type Obj } from '../fixtures/deploy.js';
 
 const DASHBOARD = join(ROOT, 'deploy/observability/grafana-dashboard.json');
 const RULES = join(ROOT, 'deploy/observability/prometheus-rules.yaml');
@@ -100,4 +100,47 @@ t.test('the chart ships the same dashboard and rules as deploy/observability', a
   t.equal(readFileSync(join(CHART, 'files/grafana-dashboard.json'), 'utf8'), readFileSync(DASHBOARD, 'utf8'));
   const chartRules = parse(readFileSync(join(CHART, 'files/prometheus-rules.yaml'), 'utf8')) as RuleFile;
   t.strictSame(chartRules, ruleObj.spec);
+});
+
+const MONITORING = ['-f', join(CHART, 'ci/monitoring-values.yaml')];
+function render(args: string[]): Obj[] {
+  const r = minihelm(args);
+  if (r.status !== 0) throw new Error(`minihelm failed: ${r.stderr}`);
+  return parseObjects(r.stdout);
+}
+type Data = Obj & { data: Record<string, string>; spec: RuleFile };
+
+t.test('chart: dashboard ConfigMap, PrometheusRule and tracing config when enabled; preStop by default', async (t) => {
+  const objs = render(MONITORING);
+  const dash = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard')) as Data | undefined;
+  t.ok(dash, 'dashboard ConfigMap');
+  t.equal(dash!.metadata.labels?.grafana_dashboard, '1', 'labelled for the Grafana sidecar');
+  t.strictSame(JSON.parse(dash!.data['cdf-auth-gateway.json']!), dashboard, 'the dashboard JSON, untouched by templating');
+  const rule = objs.find((o) => o.kind === 'PrometheusRule') as Data | undefined;
+  t.strictSame(rule?.spec, ruleObj.spec, 'the alert rules, {{ $labels }} left for Prometheus');
+  t.equal(rule?.metadata.labels?.release, 'prometheus');
+  const cm = objs.find((o) => o.kind === 'ConfigMap' && !o.metadata.name.endsWith('-dashboard')) as Data;
+  t.match(parse(cm.data['gateway.yaml']!).tracing, {
+    otlpEndpoint: 'http://otel-collector.monitoring:4318', serviceName: String, sampleRatio: 0.25, headers: { 'x-scope-orgid': 'gateways' },
+  });
+  const [pod] = pods(render([]));
+  const gw = pod!.spec.containers[0] as unknown as { lifecycle?: { preStop?: { sleep?: { seconds: number } } } };
+  t.equal(gw.lifecycle?.preStop?.sleep?.seconds, 5, 'preStop sleep before SIGTERM');
+  t.notOk(render([]).some((o) => o.kind === 'PrometheusRule' || o.metadata.name.endsWith('-dashboard')), 'off by default');
+  const [noPre] = pods(render(['--set', 'preStopSleepSeconds=0']));
+  t.notOk((noPre!.spec.containers[0] as { lifecycle?: unknown }).lifecycle, 'preStopSleepSeconds=0: none');
+  const short = minihelm(['--set', 'terminationGracePeriodSeconds=12']);
+  t.not(short.status, 0);
+  t.match(short.stderr, /terminationGracePeriodSeconds \(12\) must exceed preStopSleepSeconds \(5\) \+ the drain/);
+});
+
+t.test('deploy/: the edge overlay ships the dashboard and the rules, and its pods sleep before the drain', async (t) => {
+  const objs = kustomize('deploy/overlays/edge');
+  t.ok(objs.some((o) => o.kind === 'PrometheusRule' && o.metadata.namespace === 'cdf-gateway'));
+  const dash = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'cdf-auth-gateway-dashboard') as Data | undefined;
+  t.strictSame(JSON.parse(dash!.data['cdf-auth-gateway.json']!), dashboard);
+  t.equal(dash!.metadata.labels?.grafana_dashboard, '1');
+  const [pod] = pods(objs);
+  const gw = pod!.spec.containers[0] as unknown as { lifecycle?: { preStop?: { sleep?: { seconds: number } } } };
+  t.equal(gw.lifecycle?.preStop?.sleep?.seconds, 5);
 });
