@@ -38,7 +38,7 @@ const parentOf = (s: ReadableSpan | undefined) => s?.parentSpanContext?.spanId;
 t.test('spans: the request continues the caller\'s trace; verification, key fetch and upstream call nest under it', async (t) => {
   const exporter = new InMemorySpanExporter();
   const { jwks, up, gw, clock } = await setup(t, {}, { spanExporter: exporter });
-  await gw.gateway.verifier.warmUp();
+  await gw.gateway.state.verifier.warmUp();
   // A key the gateway has not seen yet: this request verifies a first-seen token and fetches keys.
   const rotated = await generateKey('RS256', 'k2');
   jwks.addKey(rotated.jwk);
