@@ -13,7 +13,6 @@ import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
 import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTimeoutError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { CONNECTION_ERRORS, TIMEOUT_CODES, codes, failureKind } from './failures.js';
-import { REQUEST_ID_HEADER } from '../request/id.js';
 import { endTrace, traceUpstream, type UpstreamTrace } from './trace.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
@@ -148,8 +147,7 @@ interface Settle {
   readonly metrics: Metrics;
   /** True once no further attempt may be made. */
   retried: boolean;
-  /** The upstream call's span (tracing on), ended once with the call. */
-  trace: UpstreamTrace | null;
+  trace: UpstreamTrace | null; // the upstream call's span (tracing on), ended once with the call
 }
 
 /**
@@ -201,7 +199,7 @@ class ProxyHandler {
     const out = clientResponseHeaders(
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
       { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
-    delete out[REQUEST_ID_HEADER]; // the gateway's id (set on the response at arrival) is the one returned
+    delete out['x-request-id']; // the gateway's id (set on the response at arrival) is the one returned
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
     if (state.setCookies !== null) {
@@ -246,9 +244,9 @@ class ProxyHandler {
     const { request, reply, res, state, settle } = this;
     if (this.started) {
       // Mid-body failure (or the client left): the client sees a truncated response.
-      const clientLeft = res.destroyed || request.raw.destroyed;
-      if (!clientLeft) settle.metrics.upstreamFailure(state.route.upstream.name, failureKind(codes(err)));
-      endTrace(settle.trace, null, clientLeft ? undefined : err);
+      const upstreamFailed = !res.destroyed && !request.raw.destroyed; // else the client left
+      if (upstreamFailed) settle.metrics.upstreamFailure(state.route.upstream.name, failureKind(codes(err)));
+      endTrace(settle.trace, null, upstreamFailed ? err : undefined);
       if (this.onClose !== null) res.removeListener('close', this.onClose);
       if (!res.destroyed) res.destroy();
       return;
