@@ -3,6 +3,7 @@
 // cookie, API key or client secret is censored wherever it appears.
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogConfig } from './config/types.js';
+import { currentRequest } from './request/context.js';
 
 const SECRET_KEYS = [
   'authorization', 'Authorization', 'cookie', 'Cookie', 'set-cookie', 'api-key', 'token', 'access_token',
@@ -22,11 +23,62 @@ export function pathOnly(url: string | undefined): string | undefined {
   return q === -1 ? url : url.slice(0, q) + '?[redacted]';
 }
 
-interface LoggableError { name?: string; message?: string; code?: string; detail?: string; status?: number }
+interface LoggableError { name?: string; message?: string; code?: unknown; detail?: string; status?: number; reason?: string; cause?: unknown }
 
-/** Errors are logged by type, code and message only: no stacks full of request data, no causes' payloads. */
-function errSerializer(err: LoggableError): Record<string, unknown> {
-  return { type: err.name, message: err.message, code: err.code, status: err.status, detail: err.detail };
+/** How deep a cause chain is followed (undici/fetch errors nest two or three levels). */
+const MAX_CAUSES = 4;
+
+/**
+ * Errors are logged by type, code, message and cause chain: no stacks full of request data, no
+ * response bodies. A string (a prepared description) is logged as the message. Without this,
+ * pino's default serializer logged a string as `{}` and dropped `fetch failed`'s cause (the
+ * ECONNREFUSED that says why).
+ */
+export function errSerializer(err: unknown, depth = 0): Record<string, unknown> {
+  if (typeof err === 'string') return { message: err };
+  if (typeof err !== 'object' || err === null) return { message: String(err) };
+  const e = err as LoggableError;
+  const out: Record<string, unknown> = { type: e.name ?? (err as object).constructor?.name, message: e.message };
+  if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+  if (typeof e.status === 'number') out.status = e.status;
+  if (typeof e.reason === 'string') out.reason = e.reason;
+  if (typeof e.detail === 'string') out.detail = e.detail;
+  if (e.cause !== undefined && e.cause !== null && depth < MAX_CAUSES) {
+    // A fetch Response as cause (oauth4webapi) carries the body: only its status is kept.
+    out.cause = typeof Response !== 'undefined' && e.cause instanceof Response
+      ? { type: 'Response', status: e.cause.status } : errSerializer(e.cause, depth + 1);
+  }
+  if (err instanceof AggregateError && depth < MAX_CAUSES) out.errors = err.errors.slice(0, 4).map((x) => errSerializer(x, depth + 1));
+  return out;
+}
+
+/**
+ * One line for an error and its causes: `fetch failed < connect ECONNREFUSED 127.0.0.1:4000 (ECONNREFUSED)`.
+ * For messages that end up in `detail` strings and other errors' messages.
+ */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let i = 0; i <= MAX_CAUSES && e !== undefined && e !== null; i++) {
+    if (typeof e !== 'object') { parts.push(String(e)); break; }
+    const { name, message, code } = e as LoggableError;
+    const text = (message ?? '').split('\n', 1)[0] || name || 'error';
+    const withCode = (typeof code === 'string' || typeof code === 'number') && !text.includes(String(code)) ? `${text} (${code})` : text;
+    parts.push(withCode);
+    const cause = (e as LoggableError).cause;
+    if (typeof Response !== 'undefined' && cause instanceof Response) { parts.push(`HTTP ${cause.status}`); break; }
+    e = cause;
+  }
+  return parts.join(' < ');
+}
+
+/**
+ * Every line written while a request is being handled names it (the access line sets it itself).
+ * A new object each time: pino merges the line's fields into it.
+ */
+function requestFields(): object {
+  const ctx = currentRequest();
+  return ctx === undefined ? {} : { requestId: ctx.id };
 }
 
 export interface Loggers {
@@ -34,7 +86,7 @@ export interface Loggers {
   readonly logger: Logger;
   /**
    * Access lines only. Their fields are fixed and built by server.ts from non-secret values
-   * (method, path without query, route, decision, sub, status, ms), so the wildcard redaction
+   * (request id, client ip, method, path without query, route, decision, reason, sub, status, ms), so the wildcard redaction
    * (a scan of every field per path, per line) is not needed on this per-request path.
    */
   readonly access: Logger;
@@ -65,6 +117,7 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
       ...common,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: errSerializer, error: errSerializer, url: pathOnly },
+      mixin: requestFields,
     }, prompt),
     access: pino(common, dest),
   };

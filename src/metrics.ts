@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export type VerifyOutcome = 'valid' | 'cached' | 'invalid' | 'expired' | 'unavailable';
 export type FetchOutcome = 'ok' | 'error' | 'timeout';
+/** Why an upstream attempt failed: connection refused, reset (or closed early), timed out, anything else. */
+export type UpstreamFailure = 'refused' | 'reset' | 'timeout' | 'other';
 
 export interface Metrics {
   request(route: string, status: number, decision: string): void;
@@ -19,14 +21,22 @@ export interface Metrics {
   login(project: string, outcome: string): void;
   /** A session's access-token refresh: `ok`, `refused` (the session ended) or `unavailable`. */
   sessionRefresh(project: string, outcome: 'ok' | 'refused' | 'unavailable'): void;
-  /** A WebSocket tunnel on `route` opened (+1) or closed (-1). */
-  websockets(route: string, delta: 1 | -1): void;
+  /** A request arrived (+1) or its response finished or was abandoned (-1). */
+  inFlight(delta: 1 | -1): void;
+  /** The gateway's own view of a request: arrival to the last byte of its response. */
+  requestDuration(route: string, status: number, seconds: number): void;
+  upstreamFailure(upstream: string, kind: UpstreamFailure): void;
+  /** A WebSocket tunnel opened (+1) or closed (-1). */
+  webSocket(route: string, delta: 1 | -1): void;
 }
 
 export const noopMetrics: Metrics = {
   request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, clientCredentialsRefresh() {},
-  login() {}, sessionRefresh() {}, websockets() {},
+  login() {}, sessionRefresh() {}, inFlight() {}, requestDuration() {}, upstreamFailure() {}, webSocket() {},
 };
+
+/** Request duration buckets: the gateway's own answers take microseconds to milliseconds, proxied ones up to the upstream's timeout. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface PromMetrics extends Metrics { readonly registry: Registry }
 
@@ -76,10 +86,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     name: 'cdf_gateway_config_reloads_total', help: 'Configuration reloads by outcome',
     labelNames: ['outcome'] as const, registers: [registry],
   });
-  const sockets = new Gauge({
-    name: 'cdf_gateway_websockets_open', help: 'Open WebSocket tunnels by route',
-    labelNames: ['route'] as const, registers: [registry],
-  });
+  const own = ownInstruments(registry);
 
   // Label children are cached: prom-client hashes label values on every call otherwise.
   const reqChildren = new Map<string, { inc(): void }>();
@@ -127,8 +134,37 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     sessionRefresh(project, outcome) {
       refreshes.labels(project, outcome).inc();
     },
-    websockets(route, delta) {
-      sockets.labels(route).inc(delta);
+    ...own,
+  };
+}
+
+/** In-flight requests, request durations, upstream failures and open WebSockets. */
+function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'requestDuration' | 'upstreamFailure' | 'webSocket'> {
+  const inFlight = new Gauge({
+    name: 'cdf_gateway_requests_in_flight', help: 'Requests being handled (arrived, response not finished)', registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'cdf_gateway_request_duration_seconds', help: 'Request duration as the gateway sees it (arrival to response end), by route and status',
+    labelNames: ['route', 'status'] as const, buckets: DURATION_BUCKETS, registers: [registry],
+  });
+  const upstreamFailures = new Counter({
+    name: 'cdf_gateway_upstream_failures_total', help: 'Failed upstream attempts by upstream and kind (refused, reset, timeout, other)',
+    labelNames: ['upstream', 'kind'] as const, registers: [registry],
+  });
+  const webSockets = new Gauge({
+    name: 'cdf_gateway_websockets_open', help: 'Open WebSocket tunnels by route',
+    labelNames: ['route'] as const, registers: [registry],
+  });
+  const durChildren = new Map<string, { observe(v: number): void }>();
+  return {
+    inFlight(delta) { inFlight.inc(delta); },
+    requestDuration(route, status, seconds) {
+      const key = `${route}\0${status}`;
+      let h = durChildren.get(key);
+      if (h === undefined) { h = duration.labels(route, String(status)); durChildren.set(key, h); }
+      h.observe(seconds);
     },
+    upstreamFailure(upstream, kind) { upstreamFailures.labels(upstream, kind).inc(); },
+    webSocket(route, delta) { webSockets.labels(route).inc(delta); },
   };
 }

@@ -30,12 +30,17 @@ import { listenerChanges } from './reload.js';
 import { SocketRegistry } from './http/sockets.js';
 import { upgradeHandler } from './http/upgrade.js';
 import { decideUpgrade } from './http/upgrade-decide.js';
+import { observeRequests } from './request/observe.js';
+import { startTracing, type ActiveTracing } from './tracing.js';
+import { startupSummary } from './startup.js';
 
 export interface GatewayOptions {
   /** Where JSON log lines go (default: stdout). */
   logStream?: DestinationStream;
   clock?: Clock;
   fetch?: typeof fetch;
+  /** Tests: export spans here (tracing on even without a `tracing:` section). */
+  spanExporter?: import('@opentelemetry/sdk-trace').SpanExporter;
 }
 
 export interface Gateway {
@@ -90,6 +95,10 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     frameworkErrors: frameworkError,
   });
   app.decorateRequest('outcome', null as never);
+  // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
+  // end the access line and the request metrics.
+  let tracing: ActiveTracing | null = null;
+  observeRequests(app, { metrics, access, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
   // Its parse/serialize only (src/session/cookies.ts); no hook: the proxy path never reads cookies.
   void app.register(fastifyCookie, { hook: false });
   // Expect: 100-continue — decide first. Node would send 100 Continue before any handler ran;
@@ -122,20 +131,6 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     const raw = request.raw;
     if (!raw.complete && hasBody(raw)) void reply.header('connection', 'close');
     done(null, payload);
-  });
-
-  app.addHook('onResponse', (request, reply, done) => {
-    const o = request.outcome ?? newOutcome(request);
-    const status = reply.statusCode;
-    metrics.request(o.route, status, o.decision);
-    if (o.reason !== null && status >= 300) metrics.refusal(o.route, o.reason);
-    if (accessLog) {
-      access.info({
-        method: o.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub,
-        status, ms: Math.round(reply.elapsedTime * 100) / 100,
-      }, 'request');
-    }
-    done();
   });
 
   // CORS preflights are answered before any route handler (http/cors.ts).
@@ -172,19 +167,21 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     app, admin, metrics, logger,
     get state() { return holder.current; },
     async listen() {
-      // Redis first: loading node-redis blocks the event loop long enough to time out a JWKS
-      // fetch started alongside it (and a failed fetch is not retried before jwksCooldownMs).
+      // Tracing first (its SDK loads only when configured), then Redis: loading node-redis blocks the
+      // event loop long enough to time out a JWKS fetch started alongside it.
+      tracing = await startTracing(config.tracing, opts.spanExporter);
       await holder.current.login?.ready;
       await holder.current.shared.ready;
       void holder.current.verifier.warmUp();
       const url = await app.listen({ host: server.host, port: server.port });
       const adminUrl = await admin.listen({ host: config.admin.host, port: config.admin.port });
-      logger.info({ url, adminUrl, routes: config.routes.length, issuers: config.issuers.length }, 'listening');
+      logger.info({ url, adminUrl, ...startupSummary(config) }, 'listening');
       return { url, adminUrl };
     },
     async reload(next) {
       for (const change of listenerChanges(config, next)) logger.warn({ key: change }, 'configuration reload: this setting needs a restart; not applied');
       if ((next.login === null) !== (config.login === null)) logger.warn({ key: 'login' }, 'configuration reload: adding or removing login needs a restart');
+      if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing)) logger.warn({ key: 'tracing' }, 'configuration reload: this setting needs a restart; not applied');
       const old = holder.current;
       const state = buildState(next, rt, old);
       await state.login?.ready;
@@ -201,11 +198,14 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     },
     async close() {
       closing = true;
+      const closingAt = performance.now();
       // server.close() closes only the connections idle at that moment; keep-alive connections
       // whose request finishes while draining must be closed as they become idle.
       const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
       try { await app.close(); } finally { clearInterval(reaper); }
       await admin.close();
+      await tracing?.shutdown();
+      logger.info({ drainedMs: Math.round(performance.now() - closingAt) }, 'stopped');
       logger.flush();
     },
   };

@@ -34,6 +34,7 @@ const parts = [
   ['redis-server (redis session store)', 'redis-server', () => onPath('redis-server')],
   ['nginx with auth_request (forward-auth e2e)', 'nginx-light', () => existsSync('/usr/sbin/nginx') && run('/usr/sbin/nginx', ['-V']).out.includes('http_auth_request_module')],
   ['Caddy (forward-auth e2e)', 'caddy', () => existsSync('/usr/bin/caddy')],
+  ['promtool (alert rules and dashboard queries)', 'prometheus', () => onPath('promtool')],
   ['Go (builds tools/minihelm)', 'golang-go', () => onPath('go')],
   ['Go sprig (minihelm)', 'golang-github-masterminds-sprig-dev', () => goSource('github.com/Masterminds/sprig')],
   ['Go yaml v3 (minihelm)', 'golang-gopkg-yaml.v3-dev', () => goSource('gopkg.in/yaml.v3')],

@@ -13,6 +13,7 @@ import {
 } from './schema.js';
 import { loginSchema } from './login.js';
 import { checkSharedSecret, sharedRedisSchema } from './redis.js';
+import { tracingSchema } from './tracing.js';
 import { checkExplicitPairs, checkIssuersNeeded, checkLoginIssuers, explicitValues, routeRefs } from './relations.js';
 import { adminSchema, logSchema, serverSchema } from './sections/server.js';
 import { issuersSchema, tokensSchema } from './sections/tokens.js';
@@ -37,7 +38,7 @@ interface ParseOptions {
   readonly baseDir: string;
 }
 
-const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis', 'cdf'] as const;
+const SECTIONS = ['server', 'admin', 'log', 'issuers', 'tokens', 'upstreams', 'routes', 'login', 'redis', 'tracing', 'cdf'] as const;
 
 // ---------------------------------------------------------------------------------------------
 // the whole file
@@ -69,6 +70,7 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   const upstreams = isAbsent(raw.upstreams) ? report(ctx, 'upstreams', 'required') : upstreamsSchema.check(raw.upstreams, 'upstreams', ctx);
   const login = isAbsent(raw.login) ? null : loginSchema.check(raw.login, 'login', ctx);
   const redis = isAbsent(raw.redis) ? null : sharedRedisSchema.check(raw.redis, 'redis', ctx);
+  const tracing = isAbsent(raw.tracing) ? null : tracingSchema.check(raw.tracing, 'tracing', ctx);
   // Route references are checked against the names written, even if an upstream itself is invalid.
   const routes = isAbsent(raw.routes) ? report(ctx, 'routes', 'required')
     : routesSchema(routeRefs(raw), ctx.env).check(raw.routes, 'routes', ctx);
@@ -83,12 +85,13 @@ function validate(raw: Record<string, unknown>, ctx: Context) {
   if (redis !== INVALID) checkSharedSecret(redis, !isAbsent(raw.login), upstreams === INVALID ? null : upstreams, ctx);
 
   if (ctx.problems.length > 0 || login === INVALID || server === INVALID || admin === INVALID || log === INVALID || tokens === INVALID
-      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID || cdf === INVALID) {
+      || issuers === INVALID || upstreams === INVALID || routes === INVALID || redis === INVALID || tracing === INVALID
+      || cdf === INVALID) {
     return undefined;
   }
   const config: { server: typeof server; admin: typeof admin; log: typeof log; issuers: typeof issuers; tokens: typeof tokens;
-    upstreams: typeof upstreams; routes: typeof routes; login: typeof login; redis: typeof redis; cdf?: CdfConfig } = {
-    server, admin, log, issuers, tokens, upstreams, routes, login, redis,
+    upstreams: typeof upstreams; routes: typeof routes; login: typeof login; redis: typeof redis; tracing: typeof tracing; cdf?: CdfConfig } = {
+    server, admin, log, issuers, tokens, upstreams, routes, login, redis, tracing,
   };
   // `cdf` only when configured: the section is optional and most files have none.
   if (cdf !== null) config.cdf = cdf;

@@ -39,3 +39,5 @@ export type SharedRedisConfig = NonNullable<GatewayConfig['redis']>;
 export {
   ISSUER_PROFILES, type IssuerProfile, type CdfConfig, type CdfRuleCondition, type GroupsOverageConfig,
 } from './cdf.js';
+/** null in GatewayConfig when the file has no `tracing:` section (tracing off, the SDK never loaded). */
+export type TracingConfig = NonNullable<GatewayConfig['tracing']>;

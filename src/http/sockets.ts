@@ -54,9 +54,9 @@ export class SocketRegistry {
   add(route: string, tunnel: Tunnel, session: SessionBinding | null): void {
     const e: Entry = { route, tunnel, session };
     this.open.add(e);
-    this.opts.metrics.websockets(route, 1);
+    this.opts.metrics.webSocket(route, 1);
     void tunnel.closed.then(() => {
-      if (this.open.delete(e)) this.opts.metrics.websockets(route, -1);
+      if (this.open.delete(e)) this.opts.metrics.webSocket(route, -1);
       if (this.open.size === 0) this.stop();
     });
     if (session !== null && this.timer === null) {

@@ -6,6 +6,7 @@ import { boundedFetch, IDP_RESPONSE_MAX_BYTES } from '../bounded-fetch.js';
 import type { LoginProjectConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { isAuthenticationFailure } from '../errors.js';
+import { describeError } from '../log.js';
 
 /** The secrets of one login attempt, kept only in the sealed flow cookie. */
 export interface FlowSecrets {
@@ -168,9 +169,6 @@ export function idpFailure(err: unknown): 'timeout' | 'unavailable' | null {
 export function describe(err: unknown): string {
   if (err instanceof oidc.ResponseBodyError) return `${err.error}${err.status ? ` (HTTP ${err.status})` : ''}`;
   if (err instanceof oidc.AuthorizationResponseError) return `authorization error ${err.error}`;
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${err.message.split('\n', 1)[0]}` : err.name;
-  }
-  return 'unknown error';
+  // Message, code and cause chain: `fetch failed < connect ECONNREFUSED 127.0.0.1:4000 (ECONNREFUSED)`.
+  return err === undefined || err === null ? 'unknown error' : describeError(err);
 }

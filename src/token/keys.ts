@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
 import { boundedFetch } from '../bounded-fetch.js';
+import { describeError } from '../log.js';
+import { activeSpan, failSpan, withSpan } from '../tracing.js';
 import { InvalidTokenError, KeysUnavailableError, ResponseTooLargeError } from '../errors.js';
 import type { FetchOutcome, Metrics } from '../metrics.js';
 import { jwkToEntry, keyFitsAlg, type KeyEntry } from './jwk.js';
@@ -200,7 +202,13 @@ export class IssuerKeys {
     return p;
   }
 
-  private async fetchOnce(startedAt: number): Promise<void> {
+  private fetchOnce(startedAt: number): Promise<void> {
+    // A span when a request triggered the fetch (the unknown-kid refetch, a due refresh).
+    return activeSpan() === null ? this.fetchKeys(startedAt)
+      : withSpan('fetch key set', () => this.fetchKeys(startedAt), { 'cdf_gateway.issuer': this.issuer });
+  }
+
+  private async fetchKeys(startedAt: number): Promise<void> {
     const started = performance.now();
     let outcome: FetchOutcome = 'ok';
     try {
@@ -213,8 +221,9 @@ export class IssuerKeys {
       // The last good keys stay (install() replaces nothing when it throws).
       this.cooldownFrom = startedAt;
       outcome = isTimeout(err) ? 'timeout' : 'error';
-      this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : errorMessage(err);
-      this.deps.logger?.warn({ issuer: this.issuer, err: this.lastError }, 'JWKS fetch failed');
+      this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : describeError(err);
+      this.deps.logger?.warn({ issuer: this.issuer, reason: this.lastError, err }, 'JWKS fetch failed');
+      failSpan(err);
     } finally {
       this.deps.metrics.jwksFetch(this.issuer, outcome, (performance.now() - started) / 1000);
     }
@@ -307,14 +316,4 @@ function isTimeout(err: unknown): boolean {
     if (e instanceof joseErrors.JWKSTimeout || e.name === 'TimeoutError') return true;
   }
   return false;
-}
-
-function errorMessage(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    if (e instanceof ResponseTooLargeError) return `key set or discovery document too large (over tokens.jwksMaxBytes = ${e.limit})`;
-  }
-  // fetch() failures say only "fetch failed"; the cause says why (ECONNREFUSED, …).
-  const cause = err.cause instanceof Error ? `: ${(err.cause as NodeJS.ErrnoException).code ?? err.cause.message}` : '';
-  return `${err.message}${cause}`;
 }

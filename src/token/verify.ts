@@ -13,6 +13,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
 import type { IssuerConfig, TokensConfig } from '../config/types.js';
+import { activeSpan, withSpan } from '../tracing.js';
 import { InvalidTokenError, KeysUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics, type VerifyOutcome } from '../metrics.js';
 import type { KeyEntry } from './jwk.js';
@@ -178,7 +179,8 @@ export class TokenVerifier {
         this.metrics.tokenVerification('cached');
         return cached;
       }
-      const principal = await this.verifyUncached(token, key);
+      // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
+      const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
       this.metrics.tokenVerification('valid');
       return principal;
     } catch (err) {

@@ -12,6 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
 import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTimeoutError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { CONNECTION_ERRORS, TIMEOUT_CODES, codes, failureKind } from './failures.js';
+import { endTrace, traceUpstream, type UpstreamTrace } from './trace.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 import { redirectBases } from './location.js';
@@ -36,8 +38,6 @@ export interface ProxyState {
 
 // Retried once, on connection errors only, and only when there is no body to replay.
 const RETRY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 /** Characters a canonical path may hold raw that WHATWG URL (and so reply-from) percent-encodes. */
 const URL_ENCODED = /["<>`{}]/g;
 const encodeChar = (c: string) => '%' + c.charCodeAt(0).toString(16).toUpperCase();
@@ -45,13 +45,6 @@ const encodeChar = (c: string) => '%' + c.charCodeAt(0).toString(16).toUpperCase
 function hasBody(raw: IncomingMessage): boolean {
   const len = raw.headers['content-length'];
   return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-/** Error codes along the cause chain. */
-function codes(err: unknown): string[] {
-  const out: string[] = [];
-  let e = err as { code?: unknown; cause?: unknown } | undefined;
-  for (let i = 0; e && i < 5; i++, e = e.cause as typeof e) if (typeof e.code === 'string') out.push(e.code);
-  return out;
 }
 
 export interface Proxy {
@@ -115,6 +108,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       // RFC 9110 §7.6.2 (server.ts answers Max-Forwards: 0 itself and refuses malformed values).
       const mf = headers['max-forwards'];
       if (raw.method === 'OPTIONS' && typeof mf === 'string') headers['max-forwards'] = (BigInt(mf) - 1n).toString();
+      const trace = traceUpstream(headers, raw.method!, state);
       const dispatchOpts: Dispatcher.DispatchOptions = {
         method: raw.method! as Dispatcher.HttpMethod,
         path: upstreamPath,
@@ -130,7 +124,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       const expect = raw.headers.expect;
       if (stream !== null && expect !== undefined && expect.toLowerCase() === '100-continue') reply.raw.writeContinue();
       return new Promise<void>((resolve, reject) => {
-        const settle = { resolve, reject, metrics, retried: !retryable };
+        const settle: Settle = { resolve, reject, metrics, retried: !retryable, trace };
         pool.dispatch(dispatchOpts, new ProxyHandler(pool, dispatchOpts, request, reply, state, settle) as unknown as Dispatcher.DispatchHandler);
       });
     },
@@ -154,6 +148,7 @@ interface Settle {
   readonly metrics: Metrics;
   /** True once no further attempt may be made. */
   retried: boolean;
+  trace: UpstreamTrace | null; // the upstream call's span (tracing on), ended once with the call
 }
 
 /**
@@ -192,11 +187,13 @@ class ProxyHandler {
       return false;
     }
     this.settle.metrics.upstreamLatency(state.route.upstream.name, statusCode, (performance.now() - state.startedAt) / 1000);
+    if (this.settle.trace !== null) this.settle.trace.span.setAttribute('http.response.status_code', statusCode);
     if (request.raw.aborted || res.destroyed) {
       // The client left before the upstream answered: drop the response, send nothing.
       this.started = true;
       reply.hijack();
       this.settle.resolve();
+      endTrace(this.settle.trace, statusCode);
       this.abort!(new Error('client closed the connection'));
       return false;
     }
@@ -204,6 +201,7 @@ class ProxyHandler {
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
       { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
     if (state.route.cors !== null) upstreamCorsHeaders(out, res); // the gateway's CORS headers win
+    delete out['x-request-id']; // the gateway's id (set on the response at arrival) is the one returned
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
     if (state.setCookies !== null) {
@@ -239,6 +237,7 @@ class ProxyHandler {
     this.done = true;
     if (this.onClose !== null) this.res.removeListener('close', this.onClose);
     this.res.end();
+    endTrace(this.settle.trace, null);
   }
 
   onError(err: Error): void {
@@ -247,6 +246,9 @@ class ProxyHandler {
     const { request, reply, res, state, settle } = this;
     if (this.started) {
       // Mid-body failure (or the client left): the client sees a truncated response.
+      const upstreamFailed = !res.destroyed && !request.raw.destroyed; // else the client left
+      if (upstreamFailed) settle.metrics.upstreamFailure(state.route.upstream.name, failureKind(codes(err)));
+      endTrace(settle.trace, null, upstreamFailed ? err : undefined);
       if (this.onClose !== null) res.removeListener('close', this.onClose);
       if (!res.destroyed) res.destroy();
       return;
@@ -254,11 +256,13 @@ class ProxyHandler {
     if (state.bodyTooLarge || state.bodyIdle) {
       // The rest of the body is unread: answer, then close rather than drain it.
       void reply.header('connection', 'close');
+      endTrace(settle.trace, null);
       settle.reject(state.bodyTooLarge ? new PayloadTooLargeError() : new RequestTimeoutError(`no body bytes for ${state.route.upstream.name}`));
       return;
     }
-    if (err instanceof BadGatewayError) { settle.reject(err); return; }
     const chain = codes(err);
+    settle.metrics.upstreamFailure(state.route.upstream.name, err instanceof BadGatewayError ? 'other' : failureKind(chain));
+    if (err instanceof BadGatewayError) { endTrace(settle.trace, null, err); settle.reject(err); return; }
     if (!settle.retried && !res.destroyed && chain.some((c) => CONNECTION_ERRORS.has(c))) {
       settle.retried = true;
       const again = new ProxyHandler(this.pool, this.opts, request, reply, state, settle);
@@ -266,6 +270,7 @@ class ProxyHandler {
       return;
     }
     const detail = `upstream ${state.route.upstream.name}: ${chain.join(' < ') || err.message}`;
+    endTrace(settle.trace, null, err);
     settle.reject(chain.some((c) => TIMEOUT_CODES.has(c)) ? new GatewayTimeoutError(detail, err) : new BadGatewayError(detail, err));
   }
 }

@@ -9,7 +9,7 @@ t.test('examples/gateway.yaml loads with its environment set', async (t) => {
   const secrets = t.testdir({ 'legacy-api-key': 'legacy-key-from-file\n', 'cookie-secrets': `${'n'.repeat(40)}\n${'o'.repeat(40)}\n` });
   const c = loadConfigFile(EXAMPLE, { SERVICE_CLIENT_SECRET: 'svc-secret', PARTNER_API_KEY: 'partner-key', SECRETS_DIR: secrets, LOGIN_CLIENT_SECRET: 'login-secret' });
 
-  t.strictSame(Object.keys(c).sort(), ['admin', 'issuers', 'log', 'login', 'redis', 'routes', 'server', 'tokens', 'upstreams']);
+  t.strictSame(Object.keys(c).sort(), ['admin', 'issuers', 'log', 'login', 'redis', 'routes', 'server', 'tokens', 'tracing', 'upstreams']);
   t.strictSame([...new Set(Object.values(c.upstreams).map((u) => u.credentials.type))].sort(),
     ['api-key', 'client-credentials', 'none', 'user-token'], 'uses all four credential types');
   t.match(c.upstreams.service?.credentials, { type: 'client-credentials', clientSecret: 'svc-secret' });

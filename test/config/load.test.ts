@@ -66,6 +66,7 @@ t.test('fills in every default', async (t) => {
     routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null, cors: null }],
     login: null,
     redis: null,
+    tracing: null,
   });
 });
 

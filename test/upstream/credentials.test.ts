@@ -7,7 +7,7 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { createCredentialSource, type Credential, type CredentialSource } from '../../src/upstream/credentials.js';
 import type { ClientCredentials, CredentialsConfig, UpstreamConfig } from '../../src/config/types.js';
 import type { Principal } from '../../src/token/principal.js';
-import type { Metrics } from '../../src/metrics.js';
+import { noopMetrics, type Metrics } from '../../src/metrics.js';
 import { CredentialUnavailableError } from '../../src/errors.js';
 import { RESOURCE, SVC_SECRET, startIdp } from '../fixtures/idp.js';
 import { waitFor } from '../fixtures/wait.js';
@@ -34,7 +34,7 @@ function cc(tokenUrl: string, over: Partial<ClientCredentials> = {}): ClientCred
 function recorder() {
   const refreshes: string[] = [];
   const metrics: Metrics = {
-    request() {}, refusal() {}, configReload() {}, tokenVerification() {}, jwksFetch() {}, upstreamLatency() {}, login() {}, sessionRefresh() {}, websockets() {},
+    ...noopMetrics,
     clientCredentialsRefresh(name, outcome) { refreshes.push(`${name}:${outcome}`); },
   };
   const lines: string[] = [];

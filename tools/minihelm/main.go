@@ -2,7 +2,8 @@
 // can be installed: Go text/template + sprig (minus env/expandenv, as helm), plus helm's own
 // include, tpl, toYaml, fromYaml, toJson, fromJson, required, fail and lookup (always empty).
 // Values: chart values.yaml, deep-merged with each -f file in order, then each --set a.b=v.
-// Not covered: .Files, subcharts/dependencies, hooks, schema validation (CI does that with ajv).
+// .Files supports Get (a file under the chart directory, as helm's .Files.Get).
+// Not covered: other .Files methods, subcharts/dependencies, hooks, schema validation (CI does that with ajv).
 //
 //	minihelm template [--name N] [--namespace NS] [-f values.yaml]... [--set k=v]... [--api-versions g/v]... [--notes] CHART
 package main
@@ -37,6 +38,21 @@ func (a APIVersions) Has(v string) bool {
 		}
 	}
 	return false
+}
+
+// chartFiles is .Files: Get returns a file of the chart (relative to its directory) or "" as helm does.
+type chartFiles struct{ dir string }
+
+func (f chartFiles) Get(name string) string {
+	clean := filepath.Clean(filepath.FromSlash(name))
+	if filepath.IsAbs(clean) || strings.HasPrefix(clean, "..") {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, clean))
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 func die(format string, args ...interface{}) {
@@ -260,7 +276,7 @@ func main() {
 			continue
 		}
 		data := map[string]interface{}{
-			"Values": values, "Release": release, "Chart": chart, "Capabilities": caps,
+			"Values": values, "Release": release, "Chart": chart, "Capabilities": caps, "Files": chartFiles{chartDir},
 			"Template": map[string]interface{}{"Name": n, "BasePath": chartName + "/templates"},
 		}
 		var buf bytes.Buffer

@@ -50,7 +50,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The gateway YAML: values.config plus the listeners the pod needs (server/admin bound as the
-chart's ports say, publicUrl) and, with redis.enabled, the Redis session store.
+chart's ports say, publicUrl), with redis.enabled the Redis session store, with tracing.enabled the
+`tracing` section.
 */}}
 {{- define "cdf-auth-gateway.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
@@ -71,6 +72,11 @@ chart's ports say, publicUrl) and, with redis.enabled, the Redis session store.
 {{- $_ := set $login "sessionStore" "redis" }}
 {{- $_ := set $login "redis" $redis }}
 {{- $_ := set $cfg "login" $login }}
+{{- end }}
+{{- if .Values.tracing.enabled }}
+{{- $tracing := dict "otlpEndpoint" (required "tracing.otlpEndpoint is required when tracing.enabled" .Values.tracing.otlpEndpoint) "serviceName" (.Values.tracing.serviceName | default (include "cdf-auth-gateway.fullname" .)) "sampleRatio" .Values.tracing.sampleRatio }}
+{{- with .Values.tracing.headers }}{{ $_ := set $tracing "headers" . }}{{ end }}
+{{- $_ := set $cfg "tracing" $tracing }}
 {{- end }}
 {{- if and (get $cfg "login") (not (get $server "publicUrl")) }}{{ fail "publicUrl is required when config.login is set (the IdP redirects browsers back to it)" }}{{ end }}
 {{- toYaml $cfg }}

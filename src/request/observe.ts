@@ -1,0 +1,95 @@
+// What every request gets on arrival and at its end, whatever answers it: a request id (kept from
+// `X-Request-Id` or made) echoed on the response, the request context (log lines and spans find
+// it), the in-flight gauge, and at the end the access line, the duration histogram, the refusal
+// counter and the server span's end. The decision itself is not made here.
+import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import { newOutcome, type Outcome } from '../http/respond.js';
+import type { ActiveTracing } from '../tracing.js';
+import { clientIp } from './client-ip.js';
+import { REQUEST_ID_HEADER, requestId } from './id.js';
+import { runInRequest, type RequestContext } from './context.js';
+
+declare module 'fastify' {
+  interface FastifyRequest { observed: RequestContext | null }
+}
+
+export interface ObserveDeps {
+  readonly metrics: Metrics;
+  /** The access-line logger, used while `accessLog()` (log.accessLog; a reload may change it). */
+  readonly access: Logger;
+  accessLog(): boolean;
+  readonly isTrustedProxy: (address: string) => boolean;
+  /** The started tracer, or null (tracing off or not started yet). */
+  tracing(): ActiveTracing | null;
+}
+
+/** Registers the arrival and end hooks; call before any other hook so everything runs in the request context. */
+export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
+  const { metrics, access } = deps;
+  // One listener function for every response (no closure per request): 'close' comes for
+  // finished and abandoned responses alike, 'finish' (onResponse) only for the former.
+  const onClose = function (this: ServerResponse) { metrics.inFlight(-1); };
+  app.decorateRequest('observed', null);
+
+  app.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw;
+    const id = requestId(raw.headers[REQUEST_ID_HEADER]);
+    // Set on the raw response so that it is sent whoever answers (Fastify or the proxy's writeHead).
+    reply.raw.setHeader(REQUEST_ID_HEADER, id);
+    const tracing = deps.tracing();
+    const ctx: RequestContext = { id, span: tracing === null ? null : tracing.serverSpan(raw.method!, raw.headers), tracing };
+    request.observed = ctx;
+    metrics.inFlight(1);
+    reply.raw.once('close', onClose);
+    runInRequest(ctx, done);
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const o = request.outcome ?? newOutcome(request);
+    const status = reply.statusCode;
+    const { reason } = o;
+    metrics.request(o.route, status, o.decision);
+    metrics.requestDuration(o.route, status, reply.elapsedTime / 1000);
+    if (reason !== null && status >= 300) metrics.refusal(o.route, reason);
+    const ctx = request.observed;
+    const raw = request.raw;
+    const logged = deps.accessLog();
+    const ip = logged || ctx?.span ? clientIp(raw.socket.remoteAddress ?? '', raw.headers['x-forwarded-for'], deps.isTrustedProxy) : '';
+    if (ctx !== null && ctx.span !== null) endServerSpan(ctx, raw.method!, o, status, ip);
+    if (logged) {
+      access.info({
+        requestId: ctx?.id ?? null, ip, method: o.method, path: o.path, route: o.route, decision: o.decision,
+        reason, sub: o.sub, status, ms: Math.round(reply.elapsedTime * 100) / 100,
+      }, 'request');
+    }
+    done();
+  });
+}
+
+// Semantic-convention attribute names, written out: importing the conventions package would load
+// it with tracing off too.
+const ATTR_HTTP_ROUTE = 'http.route';
+const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+const ATTR_URL_PATH = 'url.path';
+const ATTR_CLIENT_ADDRESS = 'client.address';
+
+function endServerSpan(ctx: RequestContext, method: string, o: Outcome, status: number, ip: string): void {
+  const span = ctx.span!;
+  if (span.isRecording()) {
+    span.setAttribute(ATTR_HTTP_ROUTE, o.route);
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (o.path !== null) span.setAttribute(ATTR_URL_PATH, o.path);
+    span.setAttribute(ATTR_CLIENT_ADDRESS, ip);
+    span.setAttribute('cdf_gateway.decision', o.decision);
+    span.setAttribute('cdf_gateway.request_id', ctx.id);
+    if (o.reason) span.setAttribute('cdf_gateway.reason', o.reason);
+    if (o.sub !== null) span.setAttribute('enduser.id', o.sub);
+    // Semantic conventions: `{method} {route}`; the route id, never the raw path (cardinality).
+    if (o.route !== '-') span.updateName(`${method} ${o.route}`);
+    if (status >= 500) ctx.tracing!.fail(span, { name: 'http', message: `HTTP ${status}`, reason: o.reason ?? String(status) });
+  }
+  span.end();
+}

@@ -1,0 +1,29 @@
+import t from 'tap';
+import { requestId } from '../../src/request/id.js';
+import { clientIp } from '../../src/request/client-ip.js';
+import { trustedProxyMatcher } from '../../src/request/trust.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+t.test('an incoming id of 1-128 printable ASCII characters is kept', async (t) => {
+  t.equal(requestId('abc-123'), 'abc-123');
+  t.equal(requestId('x'.repeat(128)), 'x'.repeat(128));
+  t.equal(requestId('with space and ~!@#$%^&*()'), 'with space and ~!@#$%^&*()');
+});
+
+t.test('otherwise one is made (a UUID), never the bad value', async (t) => {
+  for (const bad of [undefined, '', 'x'.repeat(129), 'tab\there', 'nl\nx', 'del\x7f', 'é', ['a', 'b']]) {
+    const id = requestId(bad as string | string[] | undefined);
+    t.match(id, UUID, JSON.stringify(bad));
+  }
+  t.not(requestId(undefined), requestId(undefined), 'each made id is new');
+});
+
+t.test('client ip: the peer, or behind a trusted proxy the nearest untrusted X-Forwarded-For hop', async (t) => {
+  const trusted = trustedProxyMatcher(['10.0.0.0/8']);
+  t.equal(clientIp('::ffff:192.0.2.1', undefined, trusted), '192.0.2.1', 'v4-mapped peer normalised');
+  t.equal(clientIp('192.0.2.1', '203.0.113.9', trusted), '192.0.2.1', 'an untrusted peer\'s X-Forwarded-For is ignored');
+  t.equal(clientIp('10.0.0.2', '1.1.1.1, 203.0.113.9, 10.0.0.7', trusted), '203.0.113.9', 'rightmost untrusted hop');
+  t.equal(clientIp('10.0.0.2', ['1.1.1.1', '203.0.113.9'], trusted), '203.0.113.9', 'repeated headers');
+  t.equal(clientIp('10.0.0.2', '10.0.0.5', trusted), '10.0.0.2', 'all hops trusted: the peer');
+});

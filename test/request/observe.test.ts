@@ -1,0 +1,159 @@
+// Request ids, the access line (reason, client ip), error causes in logs, the start-up and
+// shutdown lines, and the request metrics, through a real gateway on loopback.
+import t, { type Test } from 'tap';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startJwksServer } from '../fixtures/jwks-server.js';
+import { TestClock, claims, generateKey, mint } from '../fixtures/tokens.js';
+import { startUpstream } from '../fixtures/upstream.js';
+import { startGateway, secret } from '../fixtures/gateway.js';
+
+const AUD = 'https://cdf.test';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+async function setup(t: Test, opts: { jwksMode?: 'refused'; upstreams?: Record<string, unknown>; routes?: unknown[]; clock?: TestClock } = {}) {
+  const key = await generateKey('RS256', 'k1');
+  const jwks = await startJwksServer({ keys: [key.jwk] });
+  if (opts.jwksMode) await jwks.setMode(opts.jwksMode);
+  const up = await startUpstream();
+  t.teardown(async () => { await up.close(); await jwks.close(); });
+  const gw = await startGateway(t, {
+    log: { level: 'info' },
+    issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: [AUD] }],
+    upstreams: { app: { url: up.url, credentials: { type: 'user-token' } }, ...opts.upstreams },
+    routes: opts.routes ?? [{ prefix: '/', upstream: 'app', allow: [{}] }],
+  }, opts.clock ? { clock: opts.clock.fn } : {});
+  const token = secret(await mint(claims(jwks.issuer, AUD, Date.now()), { key }));
+  const expired = secret(await mint(claims(jwks.issuer, AUD, Date.now() - 7_200_000), { key }));
+  return { jwks, up, gw, token, expired };
+}
+
+const accessLines = (entries: Array<Record<string, unknown>>) => entries.filter((e) => e.msg === 'request');
+
+async function metricsText(adminUrl: string): Promise<string> {
+  return (await fetch(`${adminUrl}/metrics`)).text();
+}
+
+t.test('request ids: kept when valid, made otherwise; upstream, client and access line agree', async (t) => {
+  const { up, gw, token } = await setup(t);
+  const auth = { authorization: `Bearer ${token}` };
+
+  let res = await fetch(`${gw.url}/a`, { headers: { ...auth, 'x-request-id': 'trace-me-42' } });
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('x-request-id'), 'trace-me-42', 'echoed to the client');
+  t.equal(up.last().headers['x-request-id'], 'trace-me-42', 'sent upstream');
+
+  res = await fetch(`${gw.url}/b`, { headers: auth });
+  const made = res.headers.get('x-request-id')!;
+  t.match(made, UUID, 'made when absent');
+  t.equal(up.last().headers['x-request-id'], made);
+
+  res = await fetch(`${gw.url}/c`, { headers: { ...auth, 'x-request-id': 'x'.repeat(129) } });
+  t.match(res.headers.get('x-request-id'), UUID, 'an over-long id is replaced');
+  t.match(up.last().headers['x-request-id'], UUID);
+
+  up.respond = (_req, r) => { r.writeHead(200, { 'x-request-id': 'upstream-own' }); r.end('ok'); };
+  res = await fetch(`${gw.url}/d`, { headers: { ...auth, 'x-request-id': 'mine' } });
+  t.equal(res.headers.get('x-request-id'), 'mine', 'the gateway\'s id wins over the upstream\'s');
+
+  res = await fetch(`${gw.url}/e`, { headers: { 'x-request-id': 'refused-1' } });
+  t.equal(res.status, 401);
+  t.equal(res.headers.get('x-request-id'), 'refused-1', 'refusals carry it too');
+
+  const ids = accessLines(gw.entries()).map((e) => e.requestId);
+  t.same(ids.slice(0, 1), ['trace-me-42']);
+  t.equal(ids[1], made);
+  t.ok(ids.includes('refused-1'));
+});
+
+t.test('the access line: refusal reason at info, client ip, status', async (t) => {
+  const { gw, token, expired } = await setup(t);
+  await fetch(`${gw.url}/x`);
+  await fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${expired}` } });
+  await fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}` } });
+  const lines = accessLines(gw.entries());
+  t.equal(lines.length, 3);
+  t.match(lines[0], { level: 30, status: 401, reason: 'no_credentials', ip: '127.0.0.1', route: String, path: '/x' });
+  t.match(lines[1], { level: 30, status: 401, reason: 'token_expired', ip: '127.0.0.1' });
+  t.match(lines[2], { status: 200, reason: null, decision: 'allow' });
+
+  const m = await metricsText(gw.adminUrl);
+  t.match(m, /cdf_gateway_refusals_total\{route="[^"]+",reason="no_credentials"\} 1/);
+  t.match(m, /cdf_gateway_request_duration_seconds_count\{route="[^"]+",status="200"\} 1/);
+  t.match(m, /cdf_gateway_request_duration_seconds_count\{route="[^"]+",status="401"\} 2/);
+  t.match(m, /cdf_gateway_requests_in_flight 0/, 'nothing in flight once answered');
+});
+
+t.test('a JWKS failure is logged with its cause, on the line of the request that met it', async (t) => {
+  const clock = new TestClock();
+  const { jwks, gw } = await setup(t, { clock });
+  await gw.gateway.state.verifier.warmUp();
+  await jwks.setMode('refused');
+  clock.advance(60_000); // past the refetch cooldown
+  // A key the gateway has not seen: the request triggers a refetch, which fails.
+  const rotated = await generateKey('RS256', 'k2');
+  const token = secret(await mint(claims(jwks.issuer, AUD, clock.now), { key: rotated }));
+  const res = await fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'jwks-down-1' } });
+  t.equal(res.status, 401);
+  const failures = gw.entries().filter((e) => e.msg === 'JWKS fetch failed');
+  t.equal(failures.length, 1);
+  t.match(JSON.stringify(failures[0]!.err), /ECONNREFUSED/, 'the socket error survives (was "err":{})');
+  t.equal(failures[0]!.requestId, 'jwks-down-1', 'the fetch the request triggered names it');
+  t.match(accessLines(gw.entries()).at(-1), { requestId: 'jwks-down-1', status: 401, reason: 'unknown_kid' });
+});
+
+t.test('upstream failures are counted by kind: refused, reset, timeout', async (t) => {
+  const dead = createServer();
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+  const deadPort = (dead.address() as AddressInfo).port;
+  await new Promise<void>((r) => dead.close(() => r()));
+  const resetter: Server = createServer((req) => { req.socket.destroy(); });
+  const silent: Server = createServer(() => { /* never answers */ });
+  for (const s of [resetter, silent]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  t.teardown(() => { resetter.close(); silent.closeAllConnections(); silent.close(); });
+  const port = (s: Server) => (s.address() as AddressInfo).port;
+  const { gw, token } = await setup(t, {
+    upstreams: {
+      down: { url: `http://127.0.0.1:${deadPort}`, credentials: { type: 'user-token' } },
+      reset: { url: `http://127.0.0.1:${port(resetter)}`, credentials: { type: 'user-token' } },
+      slow: { url: `http://127.0.0.1:${port(silent)}`, timeoutMs: 200, credentials: { type: 'user-token' } },
+    },
+    routes: [
+      { prefix: '/down', upstream: 'down', allow: [{}] },
+      { prefix: '/reset', upstream: 'reset', allow: [{}] },
+      { prefix: '/slow', upstream: 'slow', allow: [{}] },
+      { prefix: '/', upstream: 'app', allow: [{}] },
+    ],
+  });
+  const auth = { authorization: `Bearer ${token}` };
+  t.equal((await fetch(`${gw.url}/down`, { headers: auth })).status, 502);
+  t.equal((await fetch(`${gw.url}/reset`, { method: 'POST', body: 'x', headers: auth })).status, 502);
+  t.equal((await fetch(`${gw.url}/slow`, { headers: auth })).status, 504);
+  const m = await metricsText(gw.adminUrl);
+  t.match(m, /cdf_gateway_upstream_failures_total\{upstream="down",kind="refused"\} 2/, 'GET: first attempt and its one retry');
+  t.match(m, /cdf_gateway_upstream_failures_total\{upstream="reset",kind="reset"\} 1/);
+  t.match(m, /cdf_gateway_upstream_failures_total\{upstream="slow",kind="timeout"\} 1/);
+});
+
+t.test('one line at start-up listing the configuration (no secrets), one at shutdown', async (t) => {
+  const { gw, up } = await setup(t);
+  const start = gw.entries().find((e) => e.msg === 'listening')!;
+  t.match(start, {
+    upstreams: [`app=${up.url} (user-token)`], routes: ['/ -> app'], login: null, tracing: null, logLevel: 'info',
+  });
+  t.equal((start.issuers as string[]).length, 1);
+  await gw.gateway.close();
+  t.match(gw.entries().at(-1), { msg: 'stopped', drainedMs: Number });
+});
+
+t.test('the in-flight gauge counts a request while the upstream holds it', async (t) => {
+  let release: () => void = () => {};
+  const { up, gw, token } = await setup(t);
+  up.respond = (_req, res) => new Promise<void>((r) => { release = () => { res.end('ok'); r(); }; });
+  const pending = fetch(`${gw.url}/hold`, { headers: { authorization: `Bearer ${token}` } });
+  while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+  t.match(await metricsText(gw.adminUrl), /cdf_gateway_requests_in_flight 1/);
+  release();
+  t.equal((await pending).status, 200);
+  t.match(await metricsText(gw.adminUrl), /cdf_gateway_requests_in_flight 0/);
+});
