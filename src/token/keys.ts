@@ -221,7 +221,7 @@ export class IssuerKeys {
       // The last good keys stay (install() replaces nothing when it throws).
       this.cooldownFrom = startedAt;
       outcome = isTimeout(err) ? 'timeout' : 'error';
-      this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : describeError(err);
+      this.lastError = outcome === 'timeout' ? `timeout after ${this.timeoutMs} ms` : fetchError(err);
       this.deps.logger?.warn({ issuer: this.issuer, reason: this.lastError, err }, 'JWKS fetch failed');
       failSpan(err);
     } finally {
@@ -316,4 +316,12 @@ function isTimeout(err: unknown): boolean {
     if (e instanceof joseErrors.JWKSTimeout || e.name === 'TimeoutError') return true;
   }
   return false;
+}
+
+/** Why a fetch failed: an oversized answer by name (jose wraps it), else the cause chain. */
+function fetchError(err: unknown): string {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof ResponseTooLargeError) return `key set or discovery document too large (over tokens.jwksMaxBytes = ${e.limit})`;
+  }
+  return describeError(err);
 }

@@ -370,7 +370,8 @@ t.test('fetch metrics carry the issuer and a duration; failures are logged at wa
   t.equal(metrics.fetches[0]!.issuer, server.issuer);
   t.ok(metrics.fetches[0]!.seconds >= 0 && metrics.fetches[0]!.seconds < 60);
   t.equal(logs.length, 1);
-  t.same(Object.keys(logs[0]!.obj).sort(), ['err', 'issuer']);
+  t.same(Object.keys(logs[0]!.obj).sort(), ['err', 'issuer', 'reason']);
   t.equal(logs[0]!.obj.issuer, server.issuer);
-  t.match(logs[0]!.obj.err, /200/);
+  t.match(logs[0]!.obj.reason, /200/, 'the reason in words');
+  t.ok(logs[0]!.obj.err, 'and the error itself, with its cause chain');
 });
