@@ -6,20 +6,18 @@
 // (src/session/routes.ts, only when `login` is configured). Everything derived from config lives
 // in one immutable GatewayState (src/state.ts) read through one reference; reload() swaps it.
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by src/http/respond.ts.
-import Fastify, { type FastifyInstance } from 'fastify';
-import fastifyCookie from '@fastify/cookie';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
-import { ALLOWED_METHODS, NotFoundError, errorBody } from './errors.js';
+import { NotFoundError } from './errors.js';
 import { createLoggers } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
-import { frameworkError, installErrorHandling, newOutcome } from './http/respond.js';
+import { installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
+import { createApp } from './http/app.js';
 import { pageDepsOf } from './http/pages.js';
 import { corsHook } from './http/cors.js';
 import { registerForwardAuth } from './auth/verify.js';
@@ -61,11 +59,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-function hasBody(raw: IncomingMessage): boolean {
-  const len = raw.headers['content-length'];
-  return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
-}
-
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
   const { logger, access } = createLoggers(config.log, opts.logStream);
@@ -77,60 +70,19 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
 
-  const app = Fastify({
-    logger: false, // one access line per request is written below; Fastify's per-request child loggers are not needed
-    http: {
-      maxHeaderSize: server.maxHeaderBytes,
-      headersTimeout: server.headersTimeoutMs,
-      requestTimeout: server.requestTimeoutMs,
-      // Node checks the two timeouts above only this often (default 30 s).
-      connectionsCheckingInterval: Math.min(1000, server.headersTimeoutMs),
-    } as never,
-    requestTimeout: server.requestTimeoutMs,
-    keepAliveTimeout: server.keepAliveTimeoutMs,
-    forceCloseConnections: 'idle',
-    return503OnClosing: true,
-    bodyLimit: 1024 * 1024, // only applies to parsers that buffer; we register none
-    routerOptions: { maxParamLength: 65535 },
-    frameworkErrors: frameworkError,
-  });
-  app.decorateRequest('outcome', null as never);
-  // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
-  // end the access line and the request metrics.
-  let tracing: ActiveTracing | null = null;
-  observeRequests(app, { metrics, access, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
-  // Its parse/serialize only (src/session/cookies.ts); no hook: the proxy path never reads cookies.
-  void app.register(fastifyCookie, { hook: false });
-  // Expect: 100-continue — decide first. Node would send 100 Continue before any handler ran;
-  // the proxy sends it only once the request is allowed (a refusal is final, body never read).
-  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
-  // CONNECT never reaches a route handler (Node hands over the socket): answer 405 on it.
-  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const body = errorBody(405, 'Method not allowed');
-    socket.on('error', () => { /* the client may already be gone */ });
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const app = createApp(server, (req) => {
     metrics.request('-', 405, 'not_allowed');
     metrics.refusal('-', 'method_not_allowed');
     if (accessLog) access.info({ method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0 }, 'request');
   });
-
-  // Bodies are streamed to the upstream untouched, never parsed or buffered.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+  // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
+  // end the access line and the request metrics.
+  let tracing: ActiveTracing | null = null;
+  observeRequests(app, { metrics, access, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
   installErrorHandling(app, logger, () => pageDepsOf(holder.current));
   app.setNotFoundHandler((request) => {
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
-  });
-
-  // Every answer the gateway makes itself (errors, redirects, its endpoints): a request body not
-  // (fully) read is never waited for. Answer, then close the connection, so an unread or
-  // half-read body can neither hold the connection nor poison its next request.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const raw = request.raw;
-    if (!raw.complete && hasBody(raw)) void reply.header('connection', 'close');
-    done(null, payload);
   });
 
   // CORS preflights are answered before any route handler (http/cors.ts).

@@ -81,188 +81,195 @@ interface Current {
   readonly verifier: import('../token/verify.js').TokenVerifier;
 }
 
+function current(holder: StateHolder): Current {
+  const s = holder.current;
+  if (s.login === null) throw new NotFoundError();
+  return { ls: s.login, publicUrl: s.config.server.publicUrl, allowed: s.login.config.allowedRedirectOrigins, verifier: s.verifier };
+}
+
+function query(request: FastifyRequest, route: string): URLSearchParams {
+  const target = parseTarget(request.raw.url!);
+  newOutcome(request, route).path = target.path;
+  return new URLSearchParams(target.query);
+}
+
+function projectClient(ls: LoginState, name: string | null): LoginClient {
+  const names = Object.keys(ls.config.projects);
+  const chosen = name ?? (names.length === 1 ? names[0]! : null);
+  if (chosen === null) throw new BadRequestError('Bad request: project is required');
+  const client = ls.clients.get(chosen);
+  if (client === undefined) throw new NotFoundError();
+  return client;
+}
+
+/**
+ * Flow cookies to clear so that, with the one being added, at most MAX_PENDING_FLOWS remain:
+ * unreadable or expired ones first, then the oldest.
+ */
+function staleFlows(ls: LoginState, present: Readonly<Record<string, string>>, now: number): string[] {
+  const { sessions, sealer } = ls;
+  const prefix = `${sessions.names.stem}-flow-`;
+  const flows: Array<{ name: string; t: number }> = [];
+  for (const name of Object.keys(present)) {
+    if (!name.startsWith(prefix)) continue;
+    const f = sealer.open<FlowCookie>(FLOW_PURPOSE, present[name]!, now);
+    flows.push({ name, t: f !== null && typeof f.t === 'number' ? f.t : -Infinity });
+  }
+  flows.sort((a, b) => b.t - a.t);
+  return flows.slice(MAX_PENDING_FLOWS - 1).map((f) => f.name);
+}
+
+/** Absolute form of a safeRedirect() result (the IdP needs one for post_logout_redirect_uri). */
+const absolute = (target: string, publicUrl: string): string => new URL(target, publicUrl).href;
+
+// ---- the login flow --------------------------------------------------------------------------
+
+/** /auth/login: a new flow (PKCE, state, nonce) sealed in its own cookie, then on to the IdP. */
+async function startLogin(deps: LoginRoutesDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const q = query(request, '/auth/login');
+  const { ls, publicUrl, allowed } = current(deps.holder);
+  const { sessions, sealer } = ls;
+  const client = projectClient(ls, q.get('project'));
+  const project = client.project;
+  const target = boundedTarget(safeRedirect(q.get('redirect'), publicUrl, allowed));
+  const errorParam = q.get('errorRedirect');
+  const errorTarget = errorParam !== null ? boundedTarget(safeRedirect(errorParam, publicUrl, allowed)) : project.errorRedirect;
+
+  const flow = client.newFlow();
+  let url: URL;
+  try {
+    url = await client.authorizationUrl(flow);
+  } catch (err) {
+    throw new LoginUnavailableError(err instanceof IdpUnavailableError ? err.message : describe(err));
+  }
+  const now = deps.clock();
+  const sealed = sealer.seal(FLOW_PURPOSE, {
+    p: project.name, s: flow.state, n: flow.nonce, v: flow.verifier, r: target, e: errorTarget, t: now,
+  } satisfies FlowCookie, now + ls.config.flowTtlSec * 1000);
+  request.outcome.decision = 'login';
+  const names = sessions.names;
+  const stale = staleFlows(ls, sessions.cookies(request.raw.headers.cookie), now);
+  return redirect(reply, 302, url.href, [
+    ...stale.map((name) => simpleCookie(names, name, '', 0)),
+    simpleCookie(names, names.flow(flow.state), sealed, ls.config.flowTtlSec),
+  ]);
+}
+
+/** /auth/callback: this browser's flow, the code exchange, a new session, back where it started. */
+async function finishLogin(deps: LoginRoutesDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { clock, logger, metrics } = deps;
+  const q = query(request, '/auth/callback');
+  const { ls, publicUrl, verifier } = current(deps.holder);
+  const { sessions, sealer, clients } = ls;
+  const callbackUri = `${publicUrl}/auth/callback`;
+  const state = q.get('state');
+  if (state === null || state === '' || state.length > 512) {
+    metrics.login('-', 'no_state');
+    throw new LoginFailedError('callback without state');
+  }
+  const cookies = sessions.cookies(request.raw.headers.cookie);
+  const flowName = sessions.names.flow(state);
+  const sealed = cookies[flowName];
+  const flow = sealed === undefined ? null : sealer.open<FlowCookie>(FLOW_PURPOSE, sealed, clock());
+  // Without its flow cookie a callback is someone else's grant (or an expired one): refused.
+  if (flow === null || typeof flow.s !== 'string' || !sameSecret(flow.s, state)) {
+    metrics.login(flow?.p ?? '-', 'no_flow');
+    throw new LoginFailedError(flow === null ? 'no login flow for this state in this browser' : 'state mismatch');
+  }
+  const clearFlow = simpleCookie(sessions.names, flowName, '', 0);
+  const client = clients.get(flow.p);
+
+  const fail = (outcome: string, detail: string, code = 'login_failed', error: GatewayError = new LoginFailedError(detail)): FastifyReply => {
+    logger.warn({ project: flow.p, reason: detail }, 'login failed');
+    metrics.login(flow.p, outcome);
+    request.outcome.decision = 'login_failed';
+    if (flow.e !== null) return redirect(reply, 302, withError(flow.e, code), [clearFlow]);
+    void reply.header('set-cookie', [clearFlow]);
+    throw error;
+  };
+
+  if (client === undefined) return fail('no_project', 'login project no longer configured');
+  const idpError = q.get('error');
+  if (idpError !== null) return fail('idp_error', 'identity provider returned an error', IDP_ERROR.test(idpError) ? idpError : 'login_failed');
+
+  const secrets: FlowSecrets = { state: flow.s, nonce: flow.n, verifier: flow.v };
+  let principal: Principal;
+  let tokens;
+  try {
+    tokens = await client.exchange(new URL(`${callbackUri}?${q.toString()}`), secrets);
+    principal = await verifier.verify(tokens.accessToken);
+  } catch (err) {
+    // The IdP down or failing is not a bad request: 502 (504 on timeout), or error=idp_unavailable.
+    const down = idpFailure(err);
+    if (down === null) return fail('exchange_failed', describe(err));
+    const detail = `identity provider ${down}: ${describe(err)}`;
+    return fail('idp_unavailable', detail, 'idp_unavailable', new IdpFailedError(down === 'timeout', detail));
+  }
+  if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('subject_mismatch', 'ID token and access token name different subjects');
+
+  // A new session id at every login; any earlier session in this browser is revoked.
+  const previous = await sessions.read(cookies).catch(() => null);
+  if (previous !== null) await sessions.revoke(previous);
+  let setCookies: string[];
+  try {
+    ({ setCookies } = await sessions.establish(flow.p, tokens, principal, cookies));
+  } catch (err) {
+    // splitCookie's RangeError: tokens too large for cookies (many groups); redis keeps only an id.
+    if (err instanceof RangeError) return fail('too_large', 'session too large for cookies: use login.sessionStore: redis');
+    throw err;
+  }
+  request.outcome.decision = 'login_ok';
+  metrics.login(flow.p, 'ok');
+  request.outcome.sub = principal.sub;
+  logger.info({ project: flow.p, sub: principal.sub }, 'login');
+  return redirect(reply, 302, flow.r, [clearFlow, ...setCookies]);
+}
+
+// ---- logout, userinfo --------------------------------------------------------------------------
+
+/** /auth/logout (GET 302, POST 303 with a same-origin check): revoked here, then the IdP's end_session. */
+async function logout(deps: LoginRoutesDeps, request: FastifyRequest, reply: FastifyReply, status: 302 | 303): Promise<FastifyReply> {
+  const q = query(request, '/auth/logout');
+  const { ls, publicUrl, allowed } = current(deps.holder);
+  const { sessions, clients } = ls;
+  const raw = request.raw;
+  if (status === 303 && !sameOriginAllowed('POST', raw.headers.origin, raw.headers.referer, publicUrl, allowed)) {
+    throw new CrossSiteError();
+  }
+  const cookies = sessions.cookies(raw.headers.cookie);
+  const session = await sessions.read(cookies);
+  const setCookies = await sessions.end(session, cookies);
+  const target = safeRedirect(q.get('redirect'), publicUrl, allowed);
+  request.outcome.decision = 'logout';
+  request.outcome.sub = session?.sub ?? null;
+  const client = session === null ? undefined : clients.get(session.project);
+  const endSession = client === undefined ? null : await client.endSessionUrl(session!.idToken, absolute(target, publicUrl));
+  return redirect(reply, status, endSession?.href ?? target, setCookies);
+}
+
+/** /auth/userinfo: the session's identity, refreshed like any session request. */
+async function userinfo(deps: LoginRoutesDeps, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  query(request, '/auth/userinfo');
+  const { ls } = current(deps.holder);
+  const { sessions } = ls;
+  const r = await sessions.authenticate(sessions.cookies(request.raw.headers.cookie), null);
+  if (r.session === null) {
+    if (r.setCookies !== null) void reply.header('set-cookie', r.setCookies);
+    throw new NotSignedInError();
+  }
+  const s = r.session;
+  request.outcome.decision = 'allow';
+  request.outcome.sub = s.sub;
+  return sendData(reply, {
+    sub: s.sub, name: s.name, email: r.principal.email, groups: r.principal.groups, project: s.project,
+    expiresAt: sessionExpiry(s, ls.config.idleTimeoutSec * 1000),
+  }, r.setCookies);
+}
+
 export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps): void {
-  const { holder, clock, logger, metrics } = deps;
-
-  function current(): Current {
-    const s = holder.current;
-    if (s.login === null) throw new NotFoundError();
-    return { ls: s.login, publicUrl: s.config.server.publicUrl, allowed: s.login.config.allowedRedirectOrigins, verifier: s.verifier };
-  }
-
-  function query(request: FastifyRequest, route: string): URLSearchParams {
-    const target = parseTarget(request.raw.url!);
-    newOutcome(request, route).path = target.path;
-    return new URLSearchParams(target.query);
-  }
-
-  function projectClient(ls: LoginState, name: string | null): LoginClient {
-    const names = Object.keys(ls.config.projects);
-    const chosen = name ?? (names.length === 1 ? names[0]! : null);
-    if (chosen === null) throw new BadRequestError('Bad request: project is required');
-    const client = ls.clients.get(chosen);
-    if (client === undefined) throw new NotFoundError();
-    return client;
-  }
-
-  /**
-   * Flow cookies to clear so that, with the one being added, at most MAX_PENDING_FLOWS remain:
-   * unreadable or expired ones first, then the oldest.
-   */
-  function staleFlows(ls: LoginState, present: Readonly<Record<string, string>>, now: number): string[] {
-    const { sessions, sealer } = ls;
-    const prefix = `${sessions.names.stem}-flow-`;
-    const flows: Array<{ name: string; t: number }> = [];
-    for (const name of Object.keys(present)) {
-      if (!name.startsWith(prefix)) continue;
-      const f = sealer.open<FlowCookie>(FLOW_PURPOSE, present[name]!, now);
-      flows.push({ name, t: f !== null && typeof f.t === 'number' ? f.t : -Infinity });
-    }
-    flows.sort((a, b) => b.t - a.t);
-    return flows.slice(MAX_PENDING_FLOWS - 1).map((f) => f.name);
-  }
-
-  /** Absolute form of a safeRedirect() result (the IdP needs one for post_logout_redirect_uri). */
-  const absolute = (target: string, publicUrl: string): string => new URL(target, publicUrl).href;
-
-  // ---- the login flow --------------------------------------------------------------------------
-
-  app.get('/auth/login', async (request, reply) => {
-    const q = query(request, '/auth/login');
-    const { ls, publicUrl, allowed } = current();
-    const { sessions, sealer } = ls;
-    const client = projectClient(ls, q.get('project'));
-    const project = client.project;
-    const target = boundedTarget(safeRedirect(q.get('redirect'), publicUrl, allowed));
-    const errorParam = q.get('errorRedirect');
-    const errorTarget = errorParam !== null ? boundedTarget(safeRedirect(errorParam, publicUrl, allowed)) : project.errorRedirect;
-
-    const flow = client.newFlow();
-    let url: URL;
-    try {
-      url = await client.authorizationUrl(flow);
-    } catch (err) {
-      throw new LoginUnavailableError(err instanceof IdpUnavailableError ? err.message : describe(err));
-    }
-    const now = clock();
-    const sealed = sealer.seal(FLOW_PURPOSE, {
-      p: project.name, s: flow.state, n: flow.nonce, v: flow.verifier, r: target, e: errorTarget, t: now,
-    } satisfies FlowCookie, now + ls.config.flowTtlSec * 1000);
-    request.outcome.decision = 'login';
-    const names = sessions.names;
-    const stale = staleFlows(ls, sessions.cookies(request.raw.headers.cookie), now);
-    return redirect(reply, 302, url.href, [
-      ...stale.map((name) => simpleCookie(names, name, '', 0)),
-      simpleCookie(names, names.flow(flow.state), sealed, ls.config.flowTtlSec),
-    ]);
-  });
-
-  app.get('/auth/callback', async (request, reply) => {
-    const q = query(request, '/auth/callback');
-    const { ls, publicUrl, verifier } = current();
-    const { sessions, sealer, clients } = ls;
-    const callbackUri = `${publicUrl}/auth/callback`;
-    const state = q.get('state');
-    if (state === null || state === '' || state.length > 512) {
-      metrics.login('-', 'no_state');
-      throw new LoginFailedError('callback without state');
-    }
-    const cookies = sessions.cookies(request.raw.headers.cookie);
-    const flowName = sessions.names.flow(state);
-    const sealed = cookies[flowName];
-    const flow = sealed === undefined ? null : sealer.open<FlowCookie>(FLOW_PURPOSE, sealed, clock());
-    // Without its flow cookie a callback is someone else's grant (or an expired one): refused.
-    if (flow === null || typeof flow.s !== 'string' || !sameSecret(flow.s, state)) {
-      metrics.login(flow?.p ?? '-', 'no_flow');
-      throw new LoginFailedError(flow === null ? 'no login flow for this state in this browser' : 'state mismatch');
-    }
-    const clearFlow = simpleCookie(sessions.names, flowName, '', 0);
-    const client = clients.get(flow.p);
-
-    const fail = (outcome: string, detail: string, code = 'login_failed', error: GatewayError = new LoginFailedError(detail)): FastifyReply => {
-      logger.warn({ project: flow.p, reason: detail }, 'login failed');
-      metrics.login(flow.p, outcome);
-      request.outcome.decision = 'login_failed';
-      if (flow.e !== null) return redirect(reply, 302, withError(flow.e, code), [clearFlow]);
-      void reply.header('set-cookie', [clearFlow]);
-      throw error;
-    };
-
-    if (client === undefined) return fail('no_project', 'login project no longer configured');
-    const idpError = q.get('error');
-    if (idpError !== null) return fail('idp_error', 'identity provider returned an error', IDP_ERROR.test(idpError) ? idpError : 'login_failed');
-
-    const secrets: FlowSecrets = { state: flow.s, nonce: flow.n, verifier: flow.v };
-    let principal: Principal;
-    let tokens;
-    try {
-      tokens = await client.exchange(new URL(`${callbackUri}?${q.toString()}`), secrets);
-      principal = await verifier.verify(tokens.accessToken);
-    } catch (err) {
-      // The IdP down or failing is not a bad request: 502 (504 on timeout), or error=idp_unavailable.
-      const down = idpFailure(err);
-      if (down === null) return fail('exchange_failed', describe(err));
-      const detail = `identity provider ${down}: ${describe(err)}`;
-      return fail('idp_unavailable', detail, 'idp_unavailable', new IdpFailedError(down === 'timeout', detail));
-    }
-    if (tokens.claims !== null && tokens.claims.sub !== principal.sub) return fail('subject_mismatch', 'ID token and access token name different subjects');
-
-    // A new session id at every login; any earlier session in this browser is revoked.
-    const previous = await sessions.read(cookies).catch(() => null);
-    if (previous !== null) await sessions.revoke(previous);
-    let setCookies: string[];
-    try {
-      ({ setCookies } = await sessions.establish(flow.p, tokens, principal, cookies));
-    } catch (err) {
-      // splitCookie's RangeError: tokens too large for cookies (many groups); redis keeps only an id.
-      if (err instanceof RangeError) return fail('too_large', 'session too large for cookies: use login.sessionStore: redis');
-      throw err;
-    }
-    request.outcome.decision = 'login_ok';
-    metrics.login(flow.p, 'ok');
-    request.outcome.sub = principal.sub;
-    logger.info({ project: flow.p, sub: principal.sub }, 'login');
-    return redirect(reply, 302, flow.r, [clearFlow, ...setCookies]);
-  });
-
-  // ---- logout, userinfo --------------------------------------------------------------------------
-
-  async function logout(request: FastifyRequest, reply: FastifyReply, status: 302 | 303) {
-    const q = query(request, '/auth/logout');
-    const { ls, publicUrl, allowed } = current();
-    const { sessions, clients } = ls;
-    const raw = request.raw;
-    if (status === 303 && !sameOriginAllowed('POST', raw.headers.origin, raw.headers.referer, publicUrl, allowed)) {
-      throw new CrossSiteError();
-    }
-    const cookies = sessions.cookies(raw.headers.cookie);
-    const session = await sessions.read(cookies);
-    const setCookies = await sessions.end(session, cookies);
-    const target = safeRedirect(q.get('redirect'), publicUrl, allowed);
-    request.outcome.decision = 'logout';
-    request.outcome.sub = session?.sub ?? null;
-    const client = session === null ? undefined : clients.get(session.project);
-    const endSession = client === undefined ? null : await client.endSessionUrl(session!.idToken, absolute(target, publicUrl));
-    return redirect(reply, status, endSession?.href ?? target, setCookies);
-  }
-  app.get('/auth/logout', (request, reply) => logout(request, reply, 302));
-  app.post('/auth/logout', (request, reply) => logout(request, reply, 303));
-
-  app.get('/auth/userinfo', async (request, reply) => {
-    query(request, '/auth/userinfo');
-    const { ls } = current();
-    const { sessions } = ls;
-    const r = await sessions.authenticate(sessions.cookies(request.raw.headers.cookie), null);
-    if (r.session === null) {
-      if (r.setCookies !== null) void reply.header('set-cookie', r.setCookies);
-      throw new NotSignedInError();
-    }
-    const s = r.session;
-    request.outcome.decision = 'allow';
-    request.outcome.sub = s.sub;
-    return sendData(reply, {
-      sub: s.sub, name: s.name, email: r.principal.email, groups: r.principal.groups, project: s.project,
-      expiresAt: sessionExpiry(s, ls.config.idleTimeoutSec * 1000),
-    }, r.setCookies);
-  });
+  app.get('/auth/login', (request, reply) => startLogin(deps, request, reply));
+  app.get('/auth/callback', (request, reply) => finishLogin(deps, request, reply));
+  app.get('/auth/logout', (request, reply) => logout(deps, request, reply, 302));
+  app.post('/auth/logout', (request, reply) => logout(deps, request, reply, 303));
+  app.get('/auth/userinfo', (request, reply) => userinfo(deps, request, reply));
 }

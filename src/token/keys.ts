@@ -5,7 +5,7 @@
 // jose does the fetching: single-flight reload(), the timeout as a typed error (JWKSTimeout),
 // `redirect: manual`, and JWKS shape validation. It is configured so that it never decides on
 // its own (cacheMaxAge Infinity, cooldown 0) and we only ever call its reload() and jwks(); all
-// timing decisions are made by decide() below, on our injected clock.
+// timing decisions are made by decide() (key-timing.ts), on our injected clock.
 import { performance } from 'node:perf_hooks';
 import { createRemoteJWKSet, customFetch, errors as joseErrors, type JWK } from 'jose';
 import type { Logger } from 'pino';
@@ -18,63 +18,9 @@ import { InvalidTokenError, KeysUnavailableError, ResponseTooLargeError } from '
 import type { FetchOutcome, Metrics } from '../metrics.js';
 import { jwkToEntry, keyFitsAlg, type KeyEntry } from './jwk.js';
 
-// ---------------------------------------------------------------------------------------------
-// The timing policy, as one pure function.
+import { decide, type KeyState, type TimingPolicy } from './key-timing.js';
 
-/** What decide() needs to know about an issuer's key set. Times are clock milliseconds. */
-export interface KeyState {
-  /** Completion time of the last successful fetch; null: never fetched successfully. */
-  readonly lastSuccessAt: number | null;
-  /**
-   * Start time of the last fetch that started the cooldown: one an unknown kid triggered, or one
-   * that failed. A successful routine fetch (start-up, stale set, background) does not count,
-   * so a key rotated in right after it is picked up at once. null: none yet.
-   */
-  readonly cooldownFrom: number | null;
-  /** A fetch is in flight (joining it costs the IdP nothing). */
-  readonly fetching: boolean;
-}
-
-export interface TimingPolicy {
-  /** A key set older than this is refreshed in the background (ms). */
-  readonly cacheMaxAgeMs: number;
-  /** A key set older than this is not used at all (ms). */
-  readonly maxStaleMs: number;
-  /** At most one fetch per this period, counted from `cooldownFrom` (ms). */
-  readonly cooldownMs: number;
-}
-
-export interface Decision {
-  /** The current key set may be used to verify signatures. */
-  readonly usable: boolean;
-  /** none: use what we have. background: start a refresh, do not wait. await: fetch (or join the fetch in flight) and wait for it. */
-  readonly refresh: 'none' | 'background' | 'await';
-}
-
-/**
- * The key-set timing policy. `kidFound`: the token's key is in the current set; false means the
- * request can only succeed after a refetch (unknown kid, rotation).
- *
- * - usable ⇔ fetched successfully and age ≤ maxStaleMs (exactly at maxStale: still usable).
- * - A fetch may start when no cooldown was started or it started ≥ cooldownMs ago; joining a
- *   fetch already in flight is always allowed.
- * - Not usable, or kid not found: await a fetch if one may start/is running, else answer now
- *   (503 or 401 unknown_kid) without touching the IdP.
- * - Usable and found: when age > cacheMaxAgeMs refresh in the background (subject to the same
- *   cooldown, so a down IdP is not hammered by background refreshes either).
- */
-export function decide(state: KeyState, now: number, policy: TimingPolicy, kidFound: boolean): Decision {
-  const age = state.lastSuccessAt === null ? null : now - state.lastSuccessAt;
-  const usable = age !== null && age <= policy.maxStaleMs;
-  const mayStart = state.cooldownFrom === null || now - state.cooldownFrom >= policy.cooldownMs;
-  if (!usable || !kidFound) {
-    return { usable, refresh: state.fetching || mayStart ? 'await' : 'none' };
-  }
-  if (age !== null && age > policy.cacheMaxAgeMs && mayStart && !state.fetching) {
-    return { usable, refresh: 'background' };
-  }
-  return { usable, refresh: 'none' };
-}
+export { decide, type Decision, type KeyState, type TimingPolicy } from './key-timing.js';
 
 // ---------------------------------------------------------------------------------------------
 

@@ -6,8 +6,7 @@
 // claims()), before the signature: a token refused for its claims costs no RSA. Verified tokens
 // are kept in an LRU, keyed by their SHA-256 and bounded in entries and bytes, until their `exp`
 // or until the key that verified them goes away.
-import * as nodeCrypto from 'node:crypto';
-import { createHash } from 'node:crypto';
+import type * as nodeCrypto from 'node:crypto';
 import { UnsecuredJWT, errors as joseErrors, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
@@ -22,6 +21,7 @@ import { audienceMatches, claimMap, principalBytes, principalFromClaims, readCla
 import { cpuBudget } from './cpu-budget.js';
 import { SignatureChecker, algSpec, type SignatureMode } from './signature.js';
 import { headerFields, isB64url } from './jws.js';
+import { digest } from './digest.js';
 
 export type { SignatureMode } from './signature.js';
 
@@ -71,14 +71,6 @@ interface CacheEntry {
   readonly principal: Principal;
   readonly key: KeyEntry;
   readonly keys: IssuerKeys;
-}
-
-/** crypto.hash (one call, no Hash object) from Node 20.12; engines allow older 20.x. */
-const oneShotHash = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'binary') => string }).hash;
-
-/** The cache key: SHA-256 of the token (32 bytes as a one-byte string). The token itself is never kept. */
-function digest(token: string): string {
-  return oneShotHash !== undefined ? oneShotHash('sha256', token, 'binary') : createHash('sha256').update(token).digest('binary');
 }
 
 function outcomeOf(err: unknown): VerifyOutcome {

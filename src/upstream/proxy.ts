@@ -7,7 +7,6 @@
 // error. Once they arrive the reply is hijacked and the body is piped by hand (with backpressure);
 // Fastify's onResponse hooks still run when the raw response finishes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Transform, type TransformCallback } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
 import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTimeoutError } from '../errors.js';
@@ -16,6 +15,7 @@ import { CONNECTION_ERRORS, TIMEOUT_CODES, codes, failureKind } from './failures
 import { endTrace, traceUpstream, type UpstreamTrace } from './trace.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import { watchBody } from './body.js';
 import { redirectBases } from './location.js';
 import { upstreamCorsHeaders } from '../http/cors.js';
 
@@ -273,34 +273,4 @@ class ProxyHandler {
     endTrace(settle.trace, null, err);
     settle.reject(chain.some((c) => TIMEOUT_CODES.has(c)) ? new GatewayTimeoutError(detail, err) : new BadGatewayError(detail, err));
   }
-}
-
-/**
- * The request body on its way upstream: counted against server.maxBodyBytes (without buffering)
- * and watched for idleness. Idle means the client sent nothing while we were ready to read: time
- * spent waiting on the upstream (not yet reading, or applying backpressure) does not count.
- */
-function watchBody(source: IncomingMessage, state: ProxyState, max: number | null, idleMs: number): NodeJS.ReadableStream {
-  let seen = 0;
-  let pulled = false;
-  const watch = new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      seen += chunk.length;
-      timer.refresh();
-      if (max !== null && seen > max) { state.bodyTooLarge = true; cb(new PayloadTooLargeError()); return; }
-      cb(null, chunk);
-    },
-    flush(cb) { clearTimeout(timer); cb(); },
-    destroy(err, cb) { clearTimeout(timer); cb(err); },
-  });
-  const read = watch._read.bind(watch);
-  watch._read = (n: number) => { pulled = true; read(n); };
-  const timer = setTimeout(function idle() {
-    if (!pulled || watch.writableNeedDrain || watch.readableLength > 0) { timer.refresh(); return; }
-    state.bodyIdle = true;
-    watch.destroy(new RequestTimeoutError('request body idle'));
-  }, idleMs);
-  timer.unref();
-  source.on('error', (e) => watch.destroy(e));
-  return source.pipe(watch);
 }
