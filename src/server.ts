@@ -59,6 +59,35 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** What an access line holds (src/request/observe.ts writes the one for ordinary requests). */
+interface AccessLine {
+  method: string | undefined; path: string | null; route: string; decision: string; reason: string | null;
+  sub: string | null; status: number; ms: number; upgrade?: 'websocket';
+}
+
+/** The routes, in the order a request meets them: CORS preflights, the gateway's own endpoints, the proxy. */
+function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock: Clock; logger: Logger; metrics: PromMetrics; login: boolean }): void {
+  app.setNotFoundHandler((request) => {
+    newOutcome(request).decision = 'not_found';
+    throw new NotFoundError();
+  });
+  // CORS preflights are answered before any route handler (http/cors.ts).
+  app.addHook('onRequest', corsHook(() => holder.current, (request, route, path, decision) => {
+    const o = newOutcome(request, route);
+    o.path = path;
+    o.decision = decision;
+  }));
+  registerForwardAuth(app, holder);
+  registerCdpLogin(app, holder);
+  if (deps.login) {
+    registerLoginRoutes(app, { holder, clock: deps.clock, logger: deps.logger, metrics: deps.metrics });
+    registerBackchannelLogout(app, { holder, clock: deps.clock, logger: deps.logger });
+  }
+  const handle = proxyHandler(holder);
+  app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
+  app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+}
+
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
   const { logger, access } = createLoggers(config.log, opts.logStream);
@@ -70,42 +99,25 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
 
-  const app = createApp(server, (req) => {
-    metrics.request('-', 405, 'not_allowed');
-    metrics.refusal('-', 'method_not_allowed');
-    if (accessLog) access.info({ method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0 }, 'request');
-  });
+  /** One access line and the request metrics for answers made outside Fastify's hooks (CONNECT, upgrades). */
+  const record = (line: AccessLine) => {
+    metrics.request(line.route, line.status, line.decision);
+    if (line.reason !== null) metrics.refusal(line.route, line.reason);
+    if (accessLog) access.info(line, 'request');
+  };
+  const app = createApp(server, (req) => record({
+    method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
+  }));
   // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
   // end the access line and the request metrics.
   let tracing: ActiveTracing | null = null;
   observeRequests(app, { metrics, access, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
   installErrorHandling(app, logger, () => pageDepsOf(holder.current));
-  app.setNotFoundHandler((request) => {
-    newOutcome(request).decision = 'not_found';
-    throw new NotFoundError();
-  });
-
-  // CORS preflights are answered before any route handler (http/cors.ts).
-  app.addHook('onRequest', corsHook(() => holder.current, (request, route, path, decision) => {
-    const o = newOutcome(request, route);
-    o.path = path;
-    o.decision = decision;
-  }));
-  registerForwardAuth(app, holder);
-  registerCdpLogin(app, holder);
-  if (config.login !== null) registerLoginRoutes(app, { holder, clock, logger, metrics });
-  if (config.login !== null) registerBackchannelLogout(app, { holder, clock, logger });
-  const handle = proxyHandler(holder);
-  app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
-  app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+  registerRoutes(app, holder, { clock, logger, metrics, login: config.login !== null });
   // WebSockets: decided like a GET on their route, then tunnelled (http/upgrade.ts).
   app.server.on('upgrade', upgradeHandler({
     sockets, server: app.server, decide: decideUpgrade(holder),
-    record: (req, o) => {
-      metrics.request(o.route, o.status, o.decision);
-      if (o.reason !== null) metrics.refusal(o.route, o.reason);
-      if (accessLog) access.info({ method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }, 'request');
-    },
+    record: (req, o) => record({ method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }),
     onError: (err) => logger.error({ err }, 'unexpected error in a WebSocket upgrade'),
   }));
   app.addHook('preClose', async () => { sockets.closeAll(); });
