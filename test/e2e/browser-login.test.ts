@@ -2,28 +2,20 @@
 // playwright-core) against the real IdP (oidc-provider, issuer host `localhost`) and the gateway
 // on 127.0.0.1: log in, reach a login route, cookie flags, userinfo, refresh, logout and replay,
 // cross-site logout, two tabs logging in at once. One browser per file; a new context per test.
-import { existsSync } from 'node:fs';
 import t from 'tap';
 import type { Test } from 'tap';
 import { decodeJwt } from 'jose';
-import { chromium, type Browser, type BrowserContext, type Cookie, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Cookie, Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.js';
 import { RESOURCE, startLoginStack, type LoginStack, type LoginStackOptions } from '../fixtures/login.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SESSION = '__Host-cdf-gw-session';
 
 let browser: Browser | undefined;
 
 t.before(async () => {
-  // CI installs chromium (.ci/run); a missing browser is a broken environment, never a skip.
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (see RECIPES.md §0)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium(t);
 });
-t.teardown(async () => { await browser?.close(); });
 
 async function newContext(t: Test): Promise<BrowserContext> {
   const ctx = await browser!.newContext();

@@ -1,27 +1,20 @@
 // CORS in real headless Chromium: a page on another origin (http://localhost:<port>) calls the
 // gateway (http://127.0.0.1:<port>) with fetch and a bearer token, so Chromium sends a real
 // preflight first; with and without credentials; from a listed and an unlisted origin.
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.js';
 import { startIdp, RESOURCE } from '../fixtures/idp.js';
 import { startUpstream } from '../fixtures/upstream.js';
 import { secret, startGateway } from '../fixtures/gateway.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser | undefined;
 
 t.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (see RECIPES.md §0)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium(t);
 });
-t.teardown(async () => { await browser?.close(); });
 
 /** A static page server: the app's own origin. */
 async function appOrigin(t: Test): Promise<number> {

@@ -1,25 +1,19 @@
 // Refusal pages in real headless Chromium: what a person sees when denied, not signed in, at a
 // wrong address, or after a failed sign-in. Screenshots go to .tap/screens/ for a human look.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import t from 'tap';
 import type { Test } from 'tap';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.js';
 import { startLoginStack, type LoginStack } from '../fixtures/login.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SCREENS = '.tap/screens';
 let browser: Browser | undefined;
 
 t.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (see RECIPES.md §0)`);
   mkdirSync(SCREENS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium(t);
 });
-t.teardown(async () => { await browser?.close(); });
 
 async function newPage(t: Test): Promise<{ page: Page; problems: string[] }> {
   const ctx = await browser!.newContext();

@@ -2,28 +2,21 @@
 // open a WebSocket with the session cookie (the upstream gets the user's token), a same-site page
 // on another origin is refused (403: cookies ride on its handshake), and an open socket is
 // closed with 1008 when the session is logged out or expires.
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { decodeJwt } from 'jose';
 import { WebSocket } from 'ws';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.js';
 import { startLoginStack, type LoginStack } from '../fixtures/login.js';
 import { startWsUpstream, type WsUpstream } from '../fixtures/ws-upstream.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser | undefined;
 
 t.before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (see RECIPES.md §0)`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  browser = await launchChromium(t);
 });
-t.teardown(async () => { await browser?.close(); });
 
 let skewMs = 0;
 
