@@ -11,6 +11,9 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { connectRedis, errorText, withTimeout } from '../redis-client.js';
+
+export { reconnectDelayMs } from '../redis-client.js';
 import type { Clock } from '../clock.js';
 import { GatewayError } from '../errors.js';
 import type { Sealer } from './seal.js';
@@ -162,14 +165,6 @@ export interface RedisStoreOptions extends StoreOptions {
   logger?: Logger;
 }
 
-/** Reconnect delay after the n-th failed attempt: 50 ms doubling to at most 2 s, for ever. */
-export function reconnectDelayMs(retries: number): number {
-  return Math.min(50 * 2 ** Math.min(retries, 6), 2000);
-}
-
-/** Outstanding commands at most; beyond that (redis not answering) new ones fail at once. */
-const MAX_QUEUE = 1000;
-
 /**
  * Connects before resolving: rejects with SessionStoreUnavailable when redis cannot be reached
  * (or refuses the password) within connectTimeoutMs, so a misconfiguration stops the start.
@@ -181,48 +176,16 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Session
   const clock = opts.clock ?? Date.now;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
   const commandTimeoutMs = opts.commandTimeoutMs ?? 1000;
-  // Loaded only when configured: node-redis costs ~20 MB of RSS in every process that imports it.
-  const { createClient } = await import('redis');
-  const client = createClient({
-    url: opts.url,
-    ...(opts.password === null ? {} : { password: opts.password }),
-    socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: (retries: number) => reconnectDelayMs(retries) },
-    // While reconnecting, commands are rejected at once rather than queued until redis returns.
-    disableOfflineQueue: true,
-    commandsQueueMaxLength: MAX_QUEUE,
+  const { client, lastError: last } = await connectRedis({
+    url: opts.url, password: opts.password, connectTimeoutMs, logger, label: 'session store: redis',
+    unavailable: (detail, cause) => new SessionStoreUnavailable(detail, cause),
   });
-  let lastError: unknown = null;
-  let down = false;
-  // Without an 'error' listener node-redis's EventEmitter would throw and crash the process.
-  client.on('error', (err: unknown) => {
-    lastError = err;
-    if (!down) {
-      down = true;
-      logger?.warn({ err: errorText(err) }, 'session store: redis connection lost');
-    }
-  });
-  client.on('ready', () => {
-    if (down) logger?.info('session store: redis connection restored');
-    down = false;
-  });
-
-  const connecting = client.connect();
-  connecting.catch(() => {}); // its failures are reported through 'error' and the race below
-  try {
-    await withTimeout(connecting, connectTimeoutMs, 'connect');
-    // A server wanting a password accepts the connection without one: only a command tells.
-    await withTimeout(client.ping(), connectTimeoutMs, 'PING');
-  } catch (err) {
-    client.destroy();
-    const cause = err instanceof TimeoutError && lastError !== null ? lastError : err;
-    throw new SessionStoreUnavailable(`redis: cannot connect: ${errorText(cause)}`, cause);
-  }
 
   const key = (id: string) => `${keyPrefix}session:${id}`;
 
   /** One redis command, failing fast and typed. */
   async function run<T>(what: string, command: () => Promise<T>): Promise<T> {
-    if (!client.isReady) throw new SessionStoreUnavailable(`redis: not connected (${what}): ${errorText(lastError)}`, lastError);
+    if (!client.isReady) throw new SessionStoreUnavailable(`redis: not connected (${what}): ${errorText(last())}`, last());
     try {
       return await withTimeout(command(), commandTimeoutMs, what);
     } catch (err) {
@@ -266,24 +229,4 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Session
       else client.destroy();
     },
   };
-}
-
-function errorText(err: unknown): string {
-  if (err === null || err === undefined) return 'unknown error';
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-class TimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what} timed out after ${ms} ms`);
-    this.name = 'TimeoutError';
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(what, ms)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { SharedRedisConfig } from '../config/types.js';
 import { SharedStateUnavailable } from '../errors.js';
-import { reconnectDelayMs } from '../session/store.js';
+import { connectRedis, errorText, withTimeout, type RedisConnection } from '../redis-client.js';
 
 export { SharedStateUnavailable };
 
@@ -29,41 +29,19 @@ export interface SharedRedis {
   close(): Promise<void>;
 }
 
-const MAX_QUEUE = 1000;
 const CONNECT_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 1000;
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
-type Client = ReturnType<typeof import('redis').createClient>;
-
 /** Connects (or rejects with SharedStateUnavailable within the connect timeout, stopping the start). */
 export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger): Promise<SharedRedis> {
-  // Loaded only when configured: node-redis costs ~20 MB of RSS.
-  const { createClient } = await import('redis');
-  const make = (role: string): { client: Client; lastError: () => unknown } => {
-    const client = createClient({
-      url: cfg.url,
-      ...(cfg.password === null ? {} : { password: cfg.password }),
-      socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => reconnectDelayMs(retries) },
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: MAX_QUEUE,
-    });
-    let last: unknown = null;
-    let down = false;
-    client.on('error', (err: unknown) => {
-      last = err;
-      if (!down) { down = true; logger.warn({ role, err: errorText(err) }, 'shared redis: connection lost'); }
-    });
-    client.on('ready', () => {
-      if (down) logger.info({ role }, 'shared redis: connection restored');
-      down = false;
-    });
-    return { client, lastError: () => last };
-  };
-  const main = make('commands');
-  await open(main.client, main.lastError);
-  let sub: { client: Client; lastError: () => unknown } | null = null;
+  const make = (role: string): Promise<RedisConnection> => connectRedis({
+    url: cfg.url, password: cfg.password, connectTimeoutMs: CONNECT_TIMEOUT_MS, logger, label: 'shared redis:', fields: { role },
+    unavailable: (detail, cause) => new SharedStateUnavailable(detail, cause),
+  });
+  const main = await make('commands');
+  let sub: RedisConnection | null = null;
 
   async function run<T>(what: string, command: () => Promise<T>): Promise<T> {
     if (!main.client.isReady) throw new SharedStateUnavailable(`redis: not connected (${what}): ${errorText(main.lastError())}`);
@@ -100,10 +78,9 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
     },
     async subscribe(channel, onMessage, onReady) {
       if (sub === null) {
-        sub = make('subscriber');
+        sub = await make('subscriber');
         // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up.
         sub.client.on('ready', onReady);
-        await open(sub.client, sub.lastError);
       } else {
         sub.client.on('ready', onReady);
       }
@@ -118,30 +95,4 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
       }
     },
   };
-}
-
-async function open(client: Client, lastError: () => unknown): Promise<void> {
-  const connecting = client.connect();
-  connecting.catch(() => {});
-  try {
-    await withTimeout(connecting, CONNECT_TIMEOUT_MS, 'connect');
-    await withTimeout(client.ping(), CONNECT_TIMEOUT_MS, 'PING');
-  } catch (err) {
-    client.destroy();
-    const cause = lastError() ?? err;
-    throw new SharedStateUnavailable(`redis: cannot connect: ${errorText(cause)}`, cause);
-  }
-}
-
-function errorText(err: unknown): string {
-  if (err === null || err === undefined) return 'unknown error';
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

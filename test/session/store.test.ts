@@ -329,7 +329,7 @@ t.test('an outage is logged once, and its end once', async (t) => {
   const lines: string[] = [];
   const logger = {
     warn: (_o: unknown, msg: string) => { lines.push(`warn ${msg}`); },
-    info: (msg: string) => { lines.push(`info ${msg}`); },
+    info: (o: unknown, msg?: string) => { lines.push(`info ${msg ?? String(o)}`); }, // pino's (obj, msg) or (msg)
   } as unknown as Logger;
   const store = await createRedisStore({
     sealer: new Sealer([SECRET]), idleTimeoutMs: IDLE, url: redis.url, password: null, keyPrefix: 'gw:', logger,
