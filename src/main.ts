@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { createGateway, type Gateway } from './server.js';
 import { watchConfigFile } from './reload.js';
+import { applyRuntimeTuning } from './runtime-tuning.js';
 
 const DEFAULT_CONFIG = '/etc/cdf-auth-gateway/gateway.yaml';
 const USAGE = `Usage:
@@ -58,6 +59,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 0;
   }
 
+  applyRuntimeTuning();
   const gateway = createGateway(config);
   let stopping = false;
   let reloading: Promise<void> = Promise.resolve();

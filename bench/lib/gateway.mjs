@@ -36,6 +36,8 @@ export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUr
 
 /** The heap cap the Docker image, the Helm chart and deploy/base ship (NODE_OPTIONS). */
 export const SHIPPED_HEAP_MB = 128;
+/** The young-generation size shipped with the cap (Node 24 would otherwise pick 64 MB). */
+export const SHIPPED_SEMI_SPACE_MB = 16;
 
 /**
  * Write the config into `dir`, start the gateway and wait for admin /readyz → 200.
@@ -47,7 +49,9 @@ export async function startGateway({
   name, dir, discardStdout = false, readyTimeoutMs = 30000, heapMb = SHIPPED_HEAP_MB, cpu, cpuProfDir, nodeArgs = [], ...cfg
 }) {
   const port = await freePort();
-  const adminPort = await freePort();
+  let adminPort = await freePort();
+  // freePort() closes its probe socket, so two calls can hand out the same port.
+  while (adminPort === port) adminPort = await freePort();
   const configPath = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(configPath, gatewayConfigYaml({ port, adminPort, ...cfg }));
   const outPath = discardStdout ? '/dev/null' : path.join(dir, `${name}.out`);
@@ -55,7 +59,7 @@ export async function startGateway({
   const out = fs.openSync(outPath, 'w');
   const err = fs.openSync(errPath, 'w');
   const args = [...nodeArgs];
-  if (heapMb > 0) args.push(`--max-old-space-size=${heapMb}`);
+  if (heapMb > 0) args.push(`--max-old-space-size=${heapMb}`, `--max-semi-space-size=${SHIPPED_SEMI_SPACE_MB}`);
   if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   const child = startProcess(process.execPath, [...args, GATEWAY_MAIN, '--config', configPath], {
     cwd: REPO,
