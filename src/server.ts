@@ -11,7 +11,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
 import { NotFoundError } from './errors.js';
-import { createLoggers } from './log.js';
+import { createLoggers, type AccessLine } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
@@ -59,12 +59,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** What an access line holds (src/request/observe.ts writes the one for ordinary requests). */
-interface AccessLine {
-  method: string | undefined; path: string | null; route: string; decision: string; reason: string | null;
-  sub: string | null; status: number; ms: number; upgrade?: 'websocket';
-}
-
 /** The routes, in the order a request meets them: CORS preflights, the gateway's own endpoints, the proxy. */
 function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock: Clock; logger: Logger; metrics: PromMetrics; login: boolean }): void {
   app.setNotFoundHandler((request) => {
@@ -90,7 +84,7 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
-  const { logger, access } = createLoggers(config.log, opts.logStream);
+  const { logger, access, writeAccess } = createLoggers(config.log, opts.logStream);
   const metrics = createMetrics();
   const sockets = new SocketRegistry({ clock, metrics });
   // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
@@ -103,7 +97,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const record = (line: AccessLine) => {
     metrics.request(line.route, line.status, line.decision);
     if (line.reason !== null) metrics.refusal(line.route, line.reason);
-    if (accessLog) access.info(line, 'request');
+    if (accessLog) writeAccess(line);
   };
   const app = createApp(server, (req) => record({
     method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
@@ -111,7 +105,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
   // end the access line and the request metrics.
   let tracing: ActiveTracing | null = null;
-  observeRequests(app, { metrics, access, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
+  observeRequests(app, { metrics, writeAccess, accessLog: () => accessLog, isTrustedProxy: (a) => holder.current.isTrustedProxy(a), tracing: () => tracing });
   installErrorHandling(app, logger, () => pageDepsOf(holder.current));
   registerRoutes(app, holder, { clock, logger, metrics, login: config.login !== null });
   // WebSockets: decided like a GET on their route, then tunnelled (http/upgrade.ts).

@@ -44,3 +44,40 @@ t.test('log lines written inside a request carry its id; others do not', async (
   t.equal((lines[1]!.err as { cause: { code: string } }).cause.code, 'ECONNREFUSED');
   t.equal(lines[2]!.requestId, undefined);
 });
+
+t.test('access lines: written by hand, read back exactly as pino writes the same fields', async (t) => {
+  const { default: pino } = await import('pino');
+  const { accessLineJson } = await import('../src/log.js');
+  const pinoLines: string[] = [];
+  const reference = pino({ base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime },
+    { write: (l: string) => { pinoLines.push(l); } });
+  const lines = [
+    { requestId: 'id-1', ip: '127.0.0.1', method: 'GET', path: '/api/v1/x', route: 'cdf', decision: 'allow', reason: null, sub: 'u', status: 200, ms: 1.25 },
+    { requestId: 'quote " and \\ back', ip: '::1', method: 'POST', path: '/é/\u0001/\ud800/"x"', route: '-', decision: 'deny', reason: 'no_rule', sub: 'ü\n', status: 403, ms: 0 },
+    { requestId: null, ip: '10.0.0.1', method: null, path: null, route: '-', decision: 'not_found', reason: 'not_found', sub: null, status: 404, ms: 12 },
+    { method: 'GET', path: '/ws', route: 'app', decision: 'allow', reason: null, sub: 's', status: 101, ms: 3, upgrade: 'websocket' as const },
+  ];
+  for (const l of lines) {
+    const ours = accessLineJson(l);
+    reference.info(l, 'request');
+    const theirs = pinoLines.pop()!;
+    t.ok(ours.endsWith('}\n') && !ours.slice(0, -1).includes('\n'), 'one line');
+    const a = JSON.parse(ours) as Record<string, unknown>;
+    const b = JSON.parse(theirs) as Record<string, unknown>;
+    t.match(a.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    delete a.time; delete b.time;
+    t.same(a, b, `same fields and values as pino: ${JSON.stringify(l.path)}`);
+    t.same(Object.keys(a), Object.keys(b), 'in the same order');
+  }
+});
+
+t.test('access lines follow the access logger level', async (t) => {
+  const out: string[] = [];
+  const sink = new Writable({ write(chunk: Buffer, _e, cb) { out.push(chunk.toString()); cb(); } });
+  const { access, writeAccess } = createLoggers({ level: 'info' }, sink);
+  const line = { method: 'GET', path: '/', route: '-', decision: 'allow', reason: null, sub: null, status: 200, ms: 1 };
+  writeAccess(line);
+  access.level = 'warn';
+  writeAccess(line);
+  t.equal(out.length, 1, 'written at info, not at warn');
+});

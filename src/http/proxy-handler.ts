@@ -2,8 +2,8 @@
 // pipeline, then either answers the refusal or streams the request to the route's upstream.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ALLOWED_METHODS, BadRequestError } from '../errors.js';
-import { decide } from '../pipeline/decide.js';
-import type { StateHolder } from '../state.js';
+import { decide, type Decision } from '../pipeline/decide.js';
+import type { GatewayState, StateHolder } from '../state.js';
 import type { ProxyState } from '../upstream/proxy.js';
 import { newOutcome, refuse } from './respond.js';
 
@@ -11,46 +11,55 @@ const DIGITS = /^[0-9]{1,20}$/;
 const ZEROS = /^0+$/;
 
 export function proxyHandler(holder: StateHolder) {
-  return async function handle(request: FastifyRequest, reply: FastifyReply) {
+  // Not an async function: a request decided without waiting (a cached token) is forwarded in
+  // the same tick, and a refusal is thrown to the error handler without a promise.
+  return function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
     const state = holder.current; // this request finishes on the state it started with
     const raw = request.raw;
-    const outcome = newOutcome(request);
-    const v = await decide(state, {
+    const v = decide(state, {
       entry: 'proxy', method: raw.method!, target: raw.url!, headers: raw.headers, rawHeaders: raw.rawHeaders, httpVersion: raw.httpVersion, loginReturn: raw.url!,
     });
-    outcome.path = v.path;
-    if (v.route !== null) outcome.route = v.route.id;
-    if (v.principal !== null) outcome.sub = v.principal.sub;
-    if (!v.ok) return refuse(reply, v);
-    const route = v.route!;
-
-    // RFC 9110 §7.6.2: an OPTIONS with Max-Forwards: 0 is answered here, not forwarded.
-    if (raw.method === 'OPTIONS' && raw.headers['max-forwards'] !== undefined) {
-      const mf = String(raw.headers['max-forwards']);
-      if (!DIGITS.test(mf)) throw new BadRequestError('Bad request: malformed Max-Forwards');
-      if (ZEROS.test(mf)) {
-        outcome.decision = v.principal === null ? 'public' : 'allow';
-        if (v.setCookies !== null) void reply.header('set-cookie', v.setCookies);
-        return reply.code(200).header('allow', ALLOWED_METHODS).header('content-length', '0').send();
-      }
-    }
-    outcome.decision = v.principal === null ? 'public' : 'allow';
-    const peer = raw.socket.remoteAddress ?? '';
-    const proxyState: ProxyState = {
-      route,
-      forward: {
-        peer, proto: 'http', fromTrustedProxy: state.isTrustedProxy(peer), principal: v.principal, credential: v.credential,
-        upstreamHost: state.upstreamHosts.get(route.upstream.name)!,
-      },
-      // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
-      secret: v.principal === null ? null : state.credentials.get(route.upstream.name)!.secret(),
-      setCookies: v.setCookies,
-      viaSession: v.session !== null,
-      publicUrl: state.config.server.publicUrl,
-      startedAt: performance.now(),
-      bodyTooLarge: false,
-      bodyIdle: false,
-    };
-    return state.proxy.forward(request, reply, proxyState, v.path!);
+    return v instanceof Promise ? v.then((d) => proceed(state, request, reply, d)) : proceed(state, request, reply, v);
   };
+}
+
+/** Answers the refusal, or the gateway's own OPTIONS reply, or forwards the request. */
+function proceed(state: GatewayState, request: FastifyRequest, reply: FastifyReply, v: Decision): Promise<void> | undefined {
+  const raw = request.raw;
+  const outcome = newOutcome(request);
+  outcome.path = v.path;
+  if (v.route !== null) outcome.route = v.route.id;
+  if (v.principal !== null) outcome.sub = v.principal.sub;
+  if (!v.ok) { refuse(reply, v); return undefined; }
+  const route = v.route!;
+
+  // RFC 9110 §7.6.2: an OPTIONS with Max-Forwards: 0 is answered here, not forwarded.
+  if (raw.method === 'OPTIONS' && raw.headers['max-forwards'] !== undefined) {
+    const mf = String(raw.headers['max-forwards']);
+    if (!DIGITS.test(mf)) throw new BadRequestError('Bad request: malformed Max-Forwards');
+    if (ZEROS.test(mf)) {
+      outcome.decision = v.principal === null ? 'public' : 'allow';
+      if (v.setCookies !== null) void reply.header('set-cookie', v.setCookies);
+      void reply.code(200).header('allow', ALLOWED_METHODS).header('content-length', '0').send();
+      return undefined;
+    }
+  }
+  outcome.decision = v.principal === null ? 'public' : 'allow';
+  const peer = raw.socket.remoteAddress ?? '';
+  const proxyState: ProxyState = {
+    route,
+    forward: {
+      peer, proto: 'http', fromTrustedProxy: state.isTrustedProxy(peer), principal: v.principal, credential: v.credential,
+      upstreamHost: state.upstreamHosts.get(route.upstream.name)!,
+    },
+    // Public routes get no credential at all: a key holder never lends its key to anonymous callers.
+    secret: v.principal === null ? null : state.credentials.get(route.upstream.name)!.secret(),
+    setCookies: v.setCookies,
+    viaSession: v.session !== null,
+    publicUrl: state.config.server.publicUrl,
+    startedAt: performance.now(),
+    bodyTooLarge: false,
+    bodyIdle: false,
+  };
+  return state.proxy.forward(request, reply, proxyState, v.path!);
 }

@@ -102,17 +102,36 @@ interface Progress {
   setCookies: string[] | null;
 }
 
-export async function decide(state: GatewayState, ask: Ask): Promise<Decision> {
-  const p: Progress = { route: null, path: null, principal: null, setCookies: null };
-  try {
-    return await decideInner(state, ask, p);
-  } catch (err) {
-    if (!(err instanceof GatewayError)) throw err;
-    return { ok: false, error: err, route: p.route, path: p.path, principal: p.principal, setCookies: p.setCookies, location: null };
-  }
+/** A step that finishes at once (a cached token, a plain rule) or, when it must wait, later. */
+type Maybe<T> = T | Promise<T>;
+const isPromise = <T>(x: Maybe<T>): x is Promise<T> => x instanceof Promise;
+/** `then` for a step that may already be done: a request that never waits builds no promise. */
+function andThen<T, U>(x: Maybe<T>, next: (value: T) => Maybe<U>): Maybe<U> {
+  return isPromise(x) ? x.then(next) : next(x);
 }
 
-async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<Decision> {
+/**
+ * The decision, synchronous when nothing has to wait (the common case: a cached bearer token,
+ * rules without token/inspect, a credential at hand), else a promise. Every transport awaits it.
+ */
+export function decide(state: GatewayState, ask: Ask): Maybe<Decision> {
+  const p: Progress = { route: null, path: null, principal: null, setCookies: null };
+  let d: Maybe<Decision>;
+  try {
+    d = decideInner(state, ask, p);
+  } catch (err) {
+    return refusal(err, p);
+  }
+  return isPromise(d) ? d.catch((err: unknown) => refusal(err, p)) : d;
+}
+
+/** A GatewayError becomes a refusal; anything else is a bug and propagates. */
+function refusal(err: unknown, p: Progress): Refused {
+  if (!(err instanceof GatewayError)) throw err;
+  return { ok: false, error: err, route: p.route, path: p.path, principal: p.principal, setCookies: p.setCookies, location: null };
+}
+
+function decideInner(state: GatewayState, ask: Ask, p: Progress): Maybe<Decision> {
   // RFC 9112 §3.2: exactly one Host, a valid host[:port] (it goes upstream as X-Forwarded-Host).
   requireValidHost(ask.rawHeaders, ask.httpVersion ?? '1.1');
   // TRACE would echo the request the upstream got, injected credential included.
@@ -123,8 +142,11 @@ async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<
     if (ask.entry === 'upgrade' && !route.websockets) throw new BadRequestError('Bad request: WebSockets are not enabled on this route', undefined, 'websockets_disabled');
     if (route.isPublic) return allowed(p, null, null, null);
   }
+  return andThen(identify(state, ask.headers, ask.rawHeaders, route, p), (identity) => decideFor(state, ask, p, route, identity));
+}
 
-  const identity = await identify(state, ask.headers, ask.rawHeaders, route, p);
+/** Given who is calling: the login redirect, the cross-site check, the allow rules, the credential. */
+function decideFor(state: GatewayState, ask: Ask, p: Progress, route: CompiledRoute | null, identity: Identity | null): Maybe<Decision> {
   if (identity === null) {
     const login = route?.login ?? null;
     if (login !== null && ask.loginReturn !== null && isBrowser(ask.headers) && (ask.method === 'GET' || ask.method === 'HEAD')) {
@@ -146,15 +168,12 @@ async function decideInner(state: GatewayState, ask: Ask, p: Progress): Promise<
   }
   if (route === null) return allowed(p, identity.principal, identity.session, null);
   // Allow rules: synchronous unless a rule needs CDF's token/inspect or Graph (groups overage).
-  let verdict = authorize(route, ask.method, p.path!, identity.principal, state.policy, identity.token);
-  if (typeof verdict !== 'string') verdict = await verdict;
-  if (verdict !== 'allow') throw new InsufficientScopeError(verdict);
-
-  let credential: Credential | null = null;
-  if (ask.entry === 'proxy' || ask.entry === 'upgrade') {
-    credential = await state.credentials.get(route.upstream.name)!.get(identity.principal, identity.token);
-  }
-  return allowed(p, identity.principal, identity.session, credential);
+  return andThen(authorize(route, ask.method, p.path!, identity.principal, state.policy, identity.token), (verdict) => {
+    if (verdict !== 'allow') throw new InsufficientScopeError(verdict);
+    if (ask.entry !== 'proxy' && ask.entry !== 'upgrade') return allowed(p, identity.principal, identity.session, null);
+    return andThen(state.credentials.get(route.upstream.name)!.get(identity.principal, identity.token),
+      (credential) => allowed(p, identity.principal, identity.session, credential));
+  });
 }
 
 function allowed(p: Progress, principal: Principal | null, session: Session | null, credential: Credential | null): Allowed {
@@ -182,17 +201,23 @@ function routeOf(state: GatewayState, rawTarget: string, p: Progress): CompiledR
  * accepted only on routes of that session's login project (route null: any project). Cookies
  * of a dead session are recorded in `p.setCookies` to be cleared.
  */
-export async function identify(
+export function identify(
   state: GatewayState, headers: IncomingHttpHeaders, rawHeaders: readonly string[], route: CompiledRoute | null,
   p: { setCookies: string[] | null },
-): Promise<Identity | null> {
+): Maybe<Identity | null> {
   const token = bearerToken(headers, rawHeaders);
-  if (token !== null) return { principal: await state.verifier.verify(token), session: null, token };
+  if (token !== null) {
+    // A token verified before is answered from the cache without a promise.
+    const cached = state.verifier.cachedPrincipal(token);
+    if (cached !== null) return { principal: cached, session: null, token };
+    return state.verifier.verify(token).then((principal) => ({ principal, session: null, token }));
+  }
   const sessions = state.login?.sessions;
   const cookie = headers.cookie;
   if (sessions === undefined || (route !== null && route.login === null) || cookie === undefined) return null;
-  const r = await sessions.authenticate(sessions.cookies(cookie), route?.login ?? null);
-  p.setCookies = r.setCookies;
-  if (r.session === null) return null;
-  return { principal: r.principal, session: r.session, token: r.session.accessToken };
+  return sessions.authenticate(sessions.cookies(cookie), route?.login ?? null).then((r) => {
+    p.setCookies = r.setCookies;
+    if (r.session === null) return null;
+    return { principal: r.principal, session: r.session, token: r.session.accessToken };
+  });
 }

@@ -4,7 +4,7 @@
 // counter and the server span's end. The decision itself is not made here.
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
+import type { AccessLine } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { newOutcome, type Outcome } from '../http/respond.js';
 import type { ActiveTracing } from '../tracing.js';
@@ -18,8 +18,8 @@ declare module 'fastify' {
 
 export interface ObserveDeps {
   readonly metrics: Metrics;
-  /** The access-line logger, used while `accessLog()` (log.accessLog; a reload may change it). */
-  readonly access: Logger;
+  /** Writes an access line; called while `accessLog()` (log.accessLog; a reload may change it). */
+  readonly writeAccess: (line: AccessLine) => void;
   accessLog(): boolean;
   readonly isTrustedProxy: (address: string) => boolean;
   /** The started tracer, or null (tracing off or not started yet). */
@@ -28,7 +28,7 @@ export interface ObserveDeps {
 
 /** Registers the arrival and end hooks; call before any other hook so everything runs in the request context. */
 export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
-  const { metrics, access } = deps;
+  const { metrics, writeAccess } = deps;
   // One listener function for every response (no closure per request): 'close' comes for
   // finished and abandoned responses alike, 'finish' (onResponse) only for the former.
   const onClose = function (this: ServerResponse) { metrics.inFlight(-1); };
@@ -60,10 +60,10 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
     const ip = logged || ctx?.span ? clientIp(raw.socket.remoteAddress ?? '', raw.headers['x-forwarded-for'], deps.isTrustedProxy) : '';
     if (ctx !== null && ctx.span !== null) endServerSpan(ctx, raw.method!, o, status, ip);
     if (logged) {
-      access.info({
+      writeAccess({
         requestId: ctx?.id ?? null, ip, method: o.method, path: o.path, route: o.route, decision: o.decision,
         reason, sub: o.sub, status, ms: Math.round(reply.elapsedTime * 100) / 100,
-      }, 'request');
+      });
     }
     done();
   });

@@ -158,6 +158,17 @@ export class TokenVerifier {
   }
 
   /**
+   * The Principal of a token verified before and still valid, from the cache, else null (then
+   * verify() decides). Synchronous: the hot path builds no promise for a repeated token.
+   */
+  cachedPrincipal(token: string): Principal | null {
+    if (this.cache === null || token.length > this.tokens.maxTokenBytes) return null;
+    const hit = this.cached(digest(token));
+    if (hit !== null) this.metrics.tokenVerification('cached');
+    return hit;
+  }
+
+  /**
    * The Principal of a valid token. Throws InvalidTokenError (401, with a `reason`) or
    * KeysUnavailableError (503: the issuer has no usable key set).
    */
