@@ -26,6 +26,7 @@ const upstreamHost = new URL(upstream).host;
 const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
 app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+app.setErrorHandler((err, _req, reply) => { if (process.env.BENCH_DEBUG) console.error(err); reply.code(err.status ?? 500).send({ error: { code: err.status ?? 500, message: err.message } }); });
 app.addHook('onClose', async () => { await proxy.close(); });
 const handler = (request, reply) => {
   const raw = request.raw;
@@ -35,7 +36,7 @@ const handler = (request, reply) => {
   return proxy.forward(request, reply, {
     route,
     forward: { peer, proto: 'http', fromTrustedProxy: false, principal: null, credential: null, upstreamHost },
-    secret: null, setCookies: null, startedAt: performance.now(), bodyTooLarge: false, bodyIdle: false,
+    secret: null, setCookies: null, viaSession: false, publicUrl: 'http://127.0.0.1', startedAt: performance.now(), bodyTooLarge: false, bodyIdle: false,
   }, p);
 };
 app.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'], url: `${prefix}/*`, handler });

@@ -25,10 +25,11 @@ const { values: argv } = parseArgs({
   },
 });
 if (argv.help) {
-  console.log('usage: node bench/profile.mjs [--duration 10] [--connections 50] [--pool 100000] [--only bare,engine,cached,first,401] [--top 12] [--out DIR]');
+  console.log('usage: node bench/profile.mjs [--duration 10] [--connections 50] [--pool 100000] [--only bare,engine,cached,nolog,first,401] [--top 12] [--out DIR]');
   process.exit(0);
 }
-const PATHS = ['bare', 'engine', 'cached', 'first', '401'];
+// nolog: the cached path with the access log off (the on/off pair shows what a line costs).
+const PATHS = ['bare', 'engine', 'cached', 'nolog', 'first', '401'];
 const only = argv.only ? argv.only.split(',') : PATHS;
 const outDir = path.resolve(argv.out ?? path.join(HERE, 'results', `profile-${new Date().toISOString().replace(/[:.]/g, '-')}`));
 
@@ -60,7 +61,7 @@ async function main() {
       proc = await startHelper(path.join(HERE, p === 'bare' ? 'bare-proxy.mjs' : 'bare-undici.mjs'), env, { cpu: pinned ? '0' : undefined, nodeArgs });
       proc.url = `http://127.0.0.1:${proc.port}`;
     } else {
-      proc = await startGateway({ name: `gw-${p}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir });
+      proc = await startGateway({ name: `gw-${p}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir, accessLog: p !== 'nolog' });
       auth = p === 'first' ? { tokens } : { token: p === '401' ? bad : token };
     }
     const from = Number(process.hrtime.bigint() / 1000n);
