@@ -127,6 +127,11 @@ export class IssuerKeys {
    * set is usable. Starts a background refresh when the policy says so (so an issuer whose
    * tokens are all served from cache still gets its keys refreshed).
    */
+  /** The current key set's identity: a new object whenever a fetch installs different keys. */
+  get generation(): object {
+    return this.current;
+  }
+
   stillValid(entry: KeyEntry): boolean {
     if (!this.current.has(entry)) return false;
     const d = decide(this.state(), this.deps.clock(), this.policy, true);

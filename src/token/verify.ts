@@ -73,6 +73,14 @@ interface CacheEntry {
   readonly keys: IssuerKeys;
 }
 
+/** A token refused for its signature: valid while `keys` still holds the key set `set`. */
+interface RefusedEntry {
+  readonly keys: IssuerKeys;
+  readonly set: object;
+}
+/** Refused tokens remembered (about 150 bytes each). */
+const REFUSED_ENTRIES = 1000;
+
 function outcomeOf(err: unknown): VerifyOutcome {
   if (err instanceof KeysUnavailableError) return 'unavailable';
   if (err instanceof InvalidTokenError && err.reason === 'expired') return 'expired';
@@ -103,6 +111,12 @@ export class TokenVerifier {
   private readonly clock: Clock;
   private readonly metrics: Metrics;
   private readonly cache: LRUCache<string, CacheEntry> | null;
+  /**
+   * Tokens whose signature did not verify, by digest, with the key set that refused them: the
+   * same token against the same keys fails the same way, so a client retrying a forged or
+   * corrupted token is refused without a second RSA check. Any change of the key set voids it.
+   */
+  private readonly refused: LRUCache<string, RefusedEntry> | null;
   /** Where signatures are checked (see the file comment). */
   readonly signatures: SignatureMode;
   /**
@@ -155,6 +169,7 @@ export class TokenVerifier {
         sizeCalculation: (e) => 96 + principalBytes(e.principal),
       })
       : null;
+    this.refused = opts.tokens.cacheSize > 0 ? new LRUCache<string, RefusedEntry>({ max: REFUSED_ENTRIES }) : null;
   }
 
   /**
@@ -182,6 +197,8 @@ export class TokenVerifier {
         this.metrics.tokenVerification('cached');
         return cached;
       }
+      const refused = key === null ? undefined : this.refused!.get(key);
+      if (refused !== undefined && refused.keys.generation === refused.set) throw new InvalidTokenError('signature', 'signature does not verify (refused before)');
       // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
       const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
       this.metrics.tokenVerification('valid');
@@ -238,7 +255,10 @@ export class TokenVerifier {
     const candidates = await issuer.keys.keysFor(alg, kid);
     const key = this.checker.check(spec, candidates, token, dot2, sigPart);
     const found = key instanceof Promise ? await key : key;
-    if (found === undefined) throw new InvalidTokenError('signature', 'signature does not verify');
+    if (found === undefined) {
+      if (cacheKey !== null && candidates.length > 0) this.refused!.set(cacheKey, { keys: issuer.keys, set: issuer.keys.generation });
+      throw new InvalidTokenError('signature', 'signature does not verify');
+    }
 
     // 5. Cache until exp (checked on every hit) or until `key` leaves the key set.
     const principal = principalFromClaims(claims, issuer.claims);

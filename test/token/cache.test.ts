@@ -198,3 +198,37 @@ t.test('the cache is bounded in bytes as well as entries: large tokens evict soo
   for (const tok of small) await verifier.verify(tok);
   t.ok(verifier.cacheStats().entries >= 20, 'twenty small entries fit where three large ones did not');
 });
+
+t.test('a token refused for its signature is refused again without a second signature check, until the keys change', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  // Signed with new material published later under the same kid: refused now, valid after the rotation.
+  const next = await generateKey('RS256', rs.kid);
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: next });
+  const checker = (verifier as unknown as { checker: { check: (...a: unknown[]) => unknown } }).checker;
+  const check = checker.check.bind(checker);
+  let checks = 0;
+  checker.check = (...a: unknown[]) => { checks++; return check(...a); };
+  for (let i = 0; i < 3; i++) t.equal(((await reject(verifier.verify(tok))) as InvalidTokenError).reason, 'signature');
+  t.equal(checks, 1, 'one signature check for three refusals');
+  t.same(metrics.verifications, ['invalid', 'invalid', 'invalid']);
+
+  server.setKeys([next.jwk]);
+  clock.advance(MAX_AGE + 1);
+  await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs })).catch(() => null); // starts the refresh
+  await waitFor(() => metrics.fetches.length === 2);
+  checks = 0;
+  t.ok(await verifier.verify(tok), 'the new key set verifies the token: the remembered refusal is void');
+  t.equal(checks, 1, 'checked again');
+});
+
+t.test('cacheSize 0 remembers no refusal either', async (t) => {
+  const { server, clock, verifier } = await setup(t, { cacheSize: 0 });
+  const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: await generateKey('RS256', rs.kid) });
+  const checker = (verifier as unknown as { checker: { check: (...a: unknown[]) => unknown } }).checker;
+  const check = checker.check.bind(checker);
+  let checks = 0;
+  checker.check = (...a: unknown[]) => { checks++; return check(...a); };
+  await reject(verifier.verify(tok));
+  await reject(verifier.verify(tok));
+  t.equal(checks, 2);
+});
