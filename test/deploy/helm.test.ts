@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import AjvModule from 'ajv';
 import {
-  CHART, checkInPod, exec, helmBinary, isGateway, minihelm, parseObjects, pods, securityProblems, validate, type Obj,
+  CHART, checkInPod, exec, helmBinary, isGateway, literalSecretsInConfigMaps, minihelm, parseObjects, pods, secretFileSource,
+  securityProblems, validate, type Obj,
 } from '../fixtures/deploy.js';
 
 const CI_VALUES = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml')).sort();
@@ -52,6 +53,7 @@ for (const values of ['(defaults)', ...CI_VALUES]) {
     const objs = render(args);
     for (const o of objs) await t.resolves(validate(o), `${o.kind}/${o.metadata.name} validates`);
     t.notOk(objs.some((o) => o.kind === 'Secret'), 'no Secret is rendered: secrets are referenced, never shipped');
+    t.strictSame(literalSecretsInConfigMaps(objs), [], 'no ConfigMap holds a literal password or secret');
     const ps = pods(objs);
     t.equal(ps.length, 1, 'one Deployment');
     for (const { owner, spec } of ps) t.strictSame(securityProblems(spec), [], `${owner} is hardened`);
@@ -91,17 +93,73 @@ t.test('HPA, ServiceMonitor, NetworkPolicy and Redis when enabled', async (t) =>
   t.equal(sm.metadata.labels?.release, 'kube-prometheus-stack');
   const np = find(objs, 'NetworkPolicy')!;
   t.strictSame(np.spec.ingress.map((r: { ports: Array<{ port: string }> }) => r.ports[0]!.port), ['proxy', 'admin']);
-  // Redis: the config points at the mounted password file of the referenced Secret.
+  // Redis: the shared section and the session store, both reading the password from the file of
+  // the referenced Secret, mounted read-only.
   const cfg = configOf(objs);
-  t.match(cfg.login, { sessionStore: 'redis', redis: { url: 'rediss://redis.cache.svc.cluster.local:6380', keyPrefix: 'cdf-gw:' } });
-  const vol = dep.spec.template.spec.volumes.find((v: { secret?: { secretName: string } }) => v.secret?.secretName === 'cdf-gateway-redis');
-  t.ok(vol, 'the Redis password Secret is mounted');
-  const mount = dep.spec.template.spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === vol.name);
-  const env = dep.spec.template.spec.containers[0].env as Array<{ name: string; value?: string; valueFrom?: unknown }>;
-  const secretsDir = env.find((e) => e.name === 'SECRETS_DIR')!.value!;
-  t.equal(cfg.login.redis.passwordFile.replace('${SECRETS_DIR}', secretsDir), `${mount.mountPath}/${vol.secret.items[0].path}`);
+  const url = 'rediss://redis.cache.svc.cluster.local:6380';
+  t.match(cfg.login, { sessionStore: 'redis', redis: { url, keyPrefix: 'cdf-gw:' } });
+  t.strictSame(cfg.redis, { url, keyPrefix: 'cdf-gw:', lockTtlMs: 10000, shareClientCredentials: true, passwordFile: cfg.login.redis.passwordFile },
+    'the top-level redis section the replicas share');
+  const { spec } = pods(objs)[0]!;
+  const gw = spec.containers.find(isGateway)!;
+  for (const file of [cfg.redis.passwordFile, cfg.login.redis.passwordFile]) {
+    t.strictSame(secretFileSource(spec, gw, file), { secret: 'cdf-gateway-redis', key: 'password', readOnly: true }, `${file} is the mounted Secret's password`);
+  }
+  const env = gw.env!;
   t.equal(cfg.server.publicUrl, 'https://gateway.example.com');
   t.match(env.find((e) => e.name === 'LOGIN_CLIENT_SECRET'), { valueFrom: { secretKeyRef: { name: 'cdf-gateway-login', key: 'client-secret' } } });
+});
+
+t.test('redis without login: the shared section with its password and sealing key from mounted Secrets', async (t) => {
+  const objs = render(['-f', ciPath('shared-state-values.yaml')]);
+  const cfg = configOf(objs);
+  t.notOk(cfg.login, 'no browser login');
+  t.strictSame(cfg.redis, {
+    url: 'rediss://redis.cache.svc.cluster.local:6380', keyPrefix: 'cdf-gw-ingest:', lockTtlMs: 5000, shareClientCredentials: true,
+    passwordFile: '${SECRETS_DIR}/redis/password', secretFile: '${SECRETS_DIR}/redis-sealing/token-seal',
+  });
+  const { spec } = pods(objs)[0]!;
+  const gw = spec.containers.find(isGateway)!;
+  t.strictSame(secretFileSource(spec, gw, cfg.redis.passwordFile), { secret: 'cdf-gateway-redis', key: 'password', readOnly: true });
+  t.strictSame(secretFileSource(spec, gw, cfg.redis.secretFile), { secret: 'cdf-gateway-redis', key: 'token-seal', readOnly: true });
+  const cm = find(objs, 'ConfigMap')!.data['gateway.yaml']!;
+  t.notMatch(cm, /password:|secret:/, 'the ConfigMap names the files only');
+  const leaky = render(['-f', ciPath('shared-state-values.yaml'), '--set', 'config.redis.password=hunter2']);
+  t.strictSame(literalSecretsInConfigMaps(leaky), ['gw-cdf-auth-gateway[gateway.yaml].redis.password'], 'a literal password would be caught');
+  const notes = minihelm(['--notes', '-f', ciPath('shared-state-values.yaml')]);
+  t.match(notes.stdout, /share refresh locks, logouts and client-credentials tokens through Redis at rediss:\/\/redis\.cache/);
+  t.notMatch(notes.stdout, /WARNING|Browser sessions/);
+});
+
+t.test('redis.sessionStore: false keeps sealed cookie sessions beside the shared section', async (t) => {
+  const objs = render(['-f', ciPath('edge-login-values.yaml'), '--set', 'redis.sessionStore=false', '--set', 'redis.lockTtlMs=2000', '--set', 'redis.shareClientCredentials=false']);
+  const cfg = configOf(objs);
+  t.equal(cfg.login.sessionStore, undefined);
+  t.equal(cfg.login.redis, undefined);
+  t.match(cfg.redis, { url: 'rediss://redis.cache.svc.cluster.local:6380', lockTtlMs: 2000, shareClientCredentials: false, passwordFile: '${SECRETS_DIR}/redis/password' });
+  const { spec } = pods(objs)[0]!;
+  const r = checkInPod(objs, spec, spec.containers.find(isGateway)!, t.testdir({}));
+  t.equal(r.status, 0, `cdf-auth-gateway check: ${r.stdout}${r.stderr}`);
+});
+
+t.test('several replicas: login needs redis; client-credentials without it get a warning', async (t) => {
+  const login = ['-f', ciPath('edge-login-values.yaml'), '--set', 'redis.enabled=false'];
+  for (const scale of [['--set', 'autoscaling.enabled=false', '--set', 'replicaCount=2'], []]) {
+    const r = minihelm([...login, ...scale]);
+    t.not(r.status, 0, `refused with ${scale.join(' ') || 'the HPA'}`);
+    t.match(r.stderr, /config\.login with more than one replica .* needs redis\.enabled and redis\.url: .*logout/);
+  }
+  const one = minihelm([...login, '--set', 'autoscaling.enabled=false', '--set', 'replicaCount=1']);
+  t.equal(one.status, 0, `one replica needs no redis: ${one.stderr}`);
+  t.equal(minihelm([...login, '--set', 'autoscaling.maxReplicas=1', '--set', 'autoscaling.minReplicas=1']).status, 0, 'nor an HPA capped at one');
+  const own = minihelm([...login, '--set', 'config.redis.url=redis://r:6379']);
+  t.equal(own.status, 0, `a redis section written in config will do: ${own.stderr}`);
+  // Without login nothing breaks: each replica only fetches its own client-credentials token.
+  const kh = minihelm(['--notes', '-f', ciPath('key-holder-values.yaml')]);
+  t.equal(kh.status, 0, kh.stderr);
+  t.match(kh.stdout, /WARNING: several replicas without redis\.enabled: each replica requests its own client-credentials/);
+  t.notMatch(minihelm(['--notes']).stdout, /WARNING/, 'user tokens only: nothing to share');
+  t.notMatch(minihelm(['--notes', '-f', ciPath('key-holder-values.yaml'), '--set', 'replicaCount=1']).stdout, /WARNING/, 'one replica: nothing to share');
 });
 
 t.test('sidecar values: loopback proxy, app container beside the gateway', async (t) => {
@@ -126,6 +184,11 @@ t.test('values.schema.json refuses bad values', async (t) => {
     ['a literal cookie secret in a rotation list', { config: { login: { cookieSecret: ['${NEW}', 'old-literal-secret'] } } }],
     ['a literal login client secret', { config: { login: { projects: { p: { clientSecret: 'abc' } } } } }],
     ['a literal Redis password', { config: { login: { redis: { password: 'pw' } } } }],
+    ['a literal shared Redis password', { config: { redis: { password: 'pw' } } }],
+    ['a literal Redis sealing secret', { config: { redis: { secret: 'y'.repeat(40) } } }],
+    ['a Redis lock TTL out of range', { redis: { lockTtlMs: 50 } }],
+    ['shareClientCredentials as a string', { redis: { shareClientCredentials: 'yes' } }],
+    ['a sealing secret with a bad key', { redis: { sealingSecret: { existingSecret: 's', key: 'a/b' } } }],
     ['a secret through extraEnv', { extraEnv: [{ name: 'X', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } }] }],
     ['replicas as a string', { replicaCount: '2' }],
     ['a missing image', { image: null }],
@@ -144,9 +207,20 @@ t.test('rendering fails early on values the templates cannot use', async (t) => 
   let r = minihelm(['--set', 'image.repository=']);
   t.not(r.status, 0);
   t.match(r.stderr, /image\.repository is required/);
-  r = minihelm(['--set', 'redis.enabled=true', '--set', 'redis.url=redis://r:6379']);
+  r = minihelm(['--set', 'redis.enabled=true']);
   t.not(r.status, 0);
-  t.match(r.stderr, /redis\.enabled needs config\.login/);
+  t.match(r.stderr, /redis\.url is required when redis\.enabled/);
+  // Without login only the shared section is set; sharing client-credentials tokens then needs a sealing key.
+  r = minihelm(['-f', ciPath('key-holder-values.yaml'), '--set', 'redis.enabled=true', '--set', 'redis.url=redis://r:6379']);
+  t.not(r.status, 0);
+  t.match(r.stderr, /redis\.sealingSecret\.existingSecret is required/);
+  r = minihelm(['-f', ciPath('key-holder-values.yaml'), '--set', 'redis.enabled=true', '--set', 'redis.url=redis://r:6379', '--set', 'redis.shareClientCredentials=false']);
+  t.equal(r.status, 0, `not when they are not shared: ${r.stderr}`);
+  const shared = parseObjects(r.stdout);
+  t.match(configOf(shared).redis, { url: 'redis://r:6379', shareClientCredentials: false });
+  const { spec } = pods(shared)[0]!;
+  const pod = checkInPod(shared, spec, spec.containers.find(isGateway)!, t.testdir({}));
+  t.equal(pod.status, 0, `cdf-auth-gateway check: ${pod.stdout}${pod.stderr}`);
   const login = ['-f', ciPath('edge-login-values.yaml'), '--set', 'publicUrl='];
   r = minihelm(login);
   t.not(r.status, 0);

@@ -3,7 +3,9 @@
 // files and variables its pod provides.
 import t from 'tap';
 import { parse } from 'yaml';
-import { checkInPod, isGateway, kustomize, pods, securityProblems, validate, type Obj, type PodSpec } from '../fixtures/deploy.js';
+import {
+  checkInPod, isGateway, kustomize, literalSecretsInConfigMaps, pods, secretFileSource, securityProblems, validate, type Obj, type PodSpec,
+} from '../fixtures/deploy.js';
 
 const DIRS = ['deploy/overlays/edge', 'deploy/examples/sidecar', 'deploy/examples/key-holder'] as const;
 
@@ -35,6 +37,7 @@ for (const dir of DIRS) {
       await t.resolves(validate(o), `${o.kind}/${o.metadata.name} validates`);
     }
     t.notOk(objs.some((o) => o.kind === 'Secret'), 'no Secret is rendered: secrets are referenced, never shipped');
+    t.strictSame(literalSecretsInConfigMaps(objs), [], 'no ConfigMap holds a literal password or secret');
     const ps = pods(objs);
     t.ok(ps.some(({ spec }) => spec.containers.some(isGateway)), 'has a gateway container');
     for (const { owner, spec } of ps) t.strictSame(securityProblems(spec), [], `${owner} is hardened`);
@@ -69,6 +72,25 @@ t.test('edge: Service, PDB and NetworkPolicy select the gateway pods; the proxy 
   t.equal(hpa.spec.scaleTargetRef.name, objs.find((o) => o.kind === 'Deployment')!.metadata.name, 'HPA scales the gateway');
   const g = gatewayConfigs(objs, () => t.testdir({}))[0]!;
   t.equal((parse(g.config) as GatewayYaml).server?.host, '0.0.0.0');
+});
+
+t.test('edge: the replicas share state through the top-level redis section, password from the mounted Secret', async (t) => {
+  const objs = kustomize('deploy/overlays/edge');
+  const [pod] = pods(objs);
+  const gw = pod!.spec.containers.find(isGateway)!;
+  const g = checkInPod(objs, pod!.spec, gw, t.testdir({}));
+  t.equal(g.status, 0, `cdf-auth-gateway check: ${g.stdout}${g.stderr}`);
+  type Redis = { url: string; passwordFile?: string; password?: unknown; keyPrefix?: string };
+  const cfg = parse(g.config) as { redis?: Redis; login?: { sessionStore?: string; redis?: Redis } };
+  const replicas = (objs.find((o) => o.kind === 'Deployment') as Obj & { spec: { replicas: number } }).spec.replicas;
+  t.ok(replicas > 1, 'several replicas');
+  t.ok(cfg.redis, 'the top-level redis section is set');
+  t.equal(cfg.redis?.url, cfg.login?.redis?.url, 'on the session store\'s server');
+  t.equal(cfg.login?.sessionStore, 'redis');
+  t.notOk(cfg.redis && 'password' in cfg.redis, 'no password in the config');
+  for (const file of [cfg.redis?.passwordFile, cfg.login?.redis?.passwordFile]) {
+    t.strictSame(secretFileSource(pod!.spec, gw, file ?? ''), { secret: 'cdf-gateway-redis', key: 'password', readOnly: true }, `${file} is the mounted Secret's password`);
+  }
 });
 
 t.test('sidecar: the app calls the gateway on loopback holding no secret; the gateway holds it', async (t) => {

@@ -48,10 +48,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Where secretFiles are mounted; ${SECRETS_DIR} in the config. */}}
 {{- define "cdf-auth-gateway.secretsDir" -}}/var/run/secrets/cdf-auth-gateway{{- end }}
 
+{{/* "true" when more than one pod may run: replicaCount > 1, or an HPA allowed to go above one. */}}
+{{- define "cdf-auth-gateway.severalReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ if gt (int .Values.autoscaling.maxReplicas) 1 }}true{{ end }}
+{{- else if gt (int .Values.replicaCount) 1 }}true{{ end }}
+{{- end }}
+
+{{/* "true" when an upstream of values.config holds a client-credentials credential. */}}
+{{- define "cdf-auth-gateway.clientCredentials" -}}
+{{- range $name, $u := ((.Values.config | default dict).upstreams | default dict) }}
+{{- if $u }}{{ if eq (toString ((get $u "credentials" | default dict).type)) "client-credentials" }}true{{ end }}{{ end }}
+{{- end }}
+{{- end }}
+
 {{/*
 The gateway YAML: values.config plus the listeners the pod needs (server/admin bound as the
-chart's ports say, publicUrl), with redis.enabled the Redis session store, with tracing.enabled the
-`tracing` section.
+chart's ports say, publicUrl), with redis.enabled the top-level `redis` section the replicas share
+(and, with config.login and redis.sessionStore, the Redis session store), with tracing.enabled the
+`tracing` section. Redis secrets are named by file (passwordFile, secretFile), never written here.
 */}}
 {{- define "cdf-auth-gateway.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
@@ -62,16 +76,34 @@ chart's ports say, publicUrl), with redis.enabled the Redis session store, with 
 {{- $_ := set $cfg "server" $server }}
 {{- $_ := set $cfg "admin" (dict "host" "0.0.0.0" "port" .Values.ports.admin) }}
 {{- if .Values.redis.enabled }}
-{{- $login := get $cfg "login" | default dict }}
-{{- if not $login }}{{ fail "redis.enabled needs config.login (the Redis store holds browser sessions)" }}{{ end }}
+{{- $r := .Values.redis }}
+{{- $url := required "redis.url is required when redis.enabled" $r.url }}
+{{- $passwordFile := "" }}
+{{- if $r.existingSecret }}{{ $passwordFile = printf "${SECRETS_DIR}/redis/%s" $r.passwordKey }}{{ end }}
+{{- $shared := deepCopy (get $cfg "redis" | default dict) }}
+{{- $_ := set $shared "url" $url }}
+{{- $_ := set $shared "keyPrefix" $r.keyPrefix }}
+{{- with $r.lockTtlMs }}{{ $_ := set $shared "lockTtlMs" (int .) }}{{ end }}
+{{- if kindIs "bool" $r.shareClientCredentials }}{{ $_ := set $shared "shareClientCredentials" $r.shareClientCredentials }}{{ end }}
+{{- with $passwordFile }}{{ $_ := set $shared "passwordFile" . }}{{ end }}
+{{- $sealing := $r.sealingSecret | default dict }}
+{{- if $sealing.existingSecret }}{{ $_ := set $shared "secretFile" (printf "${SECRETS_DIR}/redis-sealing/%s" $sealing.key) }}{{ end }}
+{{- $_ := set $cfg "redis" $shared }}
+{{- $login := get $cfg "login" }}
+{{- if and $login $r.sessionStore }}
 {{- $login = deepCopy $login }}
-{{- $redis := dict "url" (required "redis.url is required when redis.enabled" .Values.redis.url) "keyPrefix" .Values.redis.keyPrefix }}
-{{- if .Values.redis.existingSecret }}
-{{- $_ := set $redis "passwordFile" (printf "${SECRETS_DIR}/redis/%s" .Values.redis.passwordKey) }}
-{{- end }}
+{{- $store := dict "url" $url "keyPrefix" $r.keyPrefix }}
+{{- with $passwordFile }}{{ $_ := set $store "passwordFile" . }}{{ end }}
 {{- $_ := set $login "sessionStore" "redis" }}
-{{- $_ := set $login "redis" $redis }}
+{{- $_ := set $login "redis" $store }}
 {{- $_ := set $cfg "login" $login }}
+{{- end }}
+{{- if and (not $login) (ne (toString (get $shared "shareClientCredentials")) "false") (not (get $shared "secret")) (not (get $shared "secretFile")) (include "cdf-auth-gateway.clientCredentials" .) }}
+{{- fail "redis.sealingSecret.existingSecret is required: without config.login there is no cookie secret to seal the client-credentials tokens the replicas share in Redis (or set redis.shareClientCredentials=false)" }}
+{{- end }}
+{{- end }}
+{{- if and (get $cfg "login") (not (get $cfg "redis")) (include "cdf-auth-gateway.severalReplicas" .) }}
+{{- fail "config.login with more than one replica (replicaCount > 1 or autoscaling) needs redis.enabled and redis.url: without the top-level redis section a logout, revocation or back-channel logout only reaches the replica that served it, and two replicas refreshing one session at once can lose it to the IdP's refresh-token rotation. Set redis.enabled=true, or replicaCount=1" }}
 {{- end }}
 {{- if .Values.tracing.enabled }}
 {{- $tracing := dict "otlpEndpoint" (required "tracing.otlpEndpoint is required when tracing.enabled" .Values.tracing.otlpEndpoint) "serviceName" (.Values.tracing.serviceName | default (include "cdf-auth-gateway.fullname" .)) "sampleRatio" .Values.tracing.sampleRatio }}
