@@ -131,12 +131,13 @@ export function accessLineJson(l: AccessLine): string {
 }
 
 /**
- * Standard output, asynchronous and buffered: lines collect until 4 KiB are pending (one write()
- * per ~25 access lines instead of one each) and at most a second. pino writes out what is left,
+ * Standard output, asynchronous and buffered: lines collect until ~16 KB are pending (one write()
+ * per ~50 access lines instead of one each; sonic-boom's largest write is 16 KiB) and at most a
+ * second. pino writes out what is left,
  * synchronously, when the process exits (process.exit, a fatal uncaught exception, the end of
  * the event loop); Gateway.close() flushes on shutdown.
  */
-export const STDOUT_BUFFER = { minLength: 4096, periodicFlush: 1000 } as const;
+export const STDOUT_BUFFER = { minLength: 16_000, periodicFlush: 1000 } as const;
 
 interface Flushable { write(line: string): unknown; flush(cb?: (err?: Error) => void): void }
 
