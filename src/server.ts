@@ -142,8 +142,14 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing)) logger.warn({ key: 'tracing' }, 'configuration reload: this setting needs a restart; not applied');
       const old = holder.current;
       const state = buildState(next, rt, old);
-      await state.login?.ready;
-      await state.shared.ready;
+      try {
+        await state.login?.ready;
+        await state.shared.ready;
+      } catch (err) {
+        // Not applied: what the new state opened (a redis connection, timers) is closed again.
+        await retireState(state, old);
+        throw err;
+      }
       holder.current = state;
       accessLog = next.log.accessLog;
       logger.level = next.log.level;

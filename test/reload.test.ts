@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import { startUpstream, type Upstream } from './fixtures/upstream.js';
@@ -63,6 +64,20 @@ t.test('in process: a changed allow applies to the next request, a removed route
 
   const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
   t.match(text, /cdf_gateway_config_reloads_total\{outcome="ok"\} 2/);
+});
+
+t.test('in process: a reload whose redis cannot be reached is refused and the running configuration keeps serving', async (t) => {
+  const routes = [{ prefix: '/a', upstream: 'app', allow: [{ groups: ['readers'] }] }];
+  const gw = await startGateway(t, config(routes));
+  const get = (path: string) => fetch(gw.url + path, { headers: { authorization: `Bearer ${reader}` } }).then((r) => r.status);
+  const before = gw.gateway.state;
+  const closed = await new Promise<number>((resolve) => {
+    const s = createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)); });
+  });
+  const next = toConfig(config([{ prefix: '/a', upstream: 'app', allow: [{ groups: ['writers'] }] }], { redis: { url: `redis://127.0.0.1:${closed}` } }));
+  await t.rejects(gw.gateway.reload(next), { status: 503, message: /shared state cannot be reached/ }, 'the reload fails with the reason');
+  t.equal(gw.gateway.state, before, 'the running state is kept');
+  t.equal(await get('/a/x'), 200, 'and keeps deciding by the old rules');
 });
 
 t.test('in process: reloads under concurrent traffic lose no request', async (t) => {
