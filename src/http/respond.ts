@@ -63,7 +63,8 @@ export function refuse(reply: FastifyReply, v: Refused): FastifyReply {
 
 /** The one error handler: every error, thrown anywhere, leaves in CDF's shape. */
 export function installErrorHandling(app: FastifyInstance, logger: Logger, pages: (() => PageDeps) | null = null): void {
-  app.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
+  // Synchronous unless a page is rendered: an API client's refusal builds no promise.
+  app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const outcome = request.outcome ?? newOutcome(request);
     let gw: GatewayError;
     if (err instanceof GatewayError) {
@@ -81,11 +82,11 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger, pages
     // People get a page, API clients CDF's JSON (DESIGN: "Browsers see pages").
     if (pages !== null && wantsPage(request.raw.headers, gw.status, isLoginEndpoint(outcome.path))) {
       const raw = request.raw;
-      const html = await pageFor(pages(), { method: raw.method!, url: raw.url!, headers: raw.headers, path: outcome.path, sub: outcome.sub }, gw.status, gw.message);
-      return reply.code(gw.status).headers(gw.headers).headers(pageHeaders()).send(html);
+      return pageFor(pages(), { method: raw.method!, url: raw.url!, headers: raw.headers, path: outcome.path, sub: outcome.sub }, gw.status, gw.message)
+        .then((html) => reply.code(gw.status).headers(gw.headers).headers(pageHeaders()).send(html));
     }
     sendError(reply, gw);
-    return reply;
+    return undefined;
   });
 }
 

@@ -80,6 +80,7 @@ interface RefusedEntry {
 }
 /** Refused tokens remembered (about 150 bytes each). */
 const REFUSED_ENTRIES = 1000;
+const REFUSED_BEFORE = () => new InvalidTokenError('signature', 'signature does not verify (refused before)');
 
 function outcomeOf(err: unknown): VerifyOutcome {
   if (err instanceof KeysUnavailableError) return 'unavailable';
@@ -178,9 +179,21 @@ export class TokenVerifier {
    */
   cachedPrincipal(token: string): Principal | null {
     if (this.cache === null || token.length > this.tokens.maxTokenBytes) return null;
-    const hit = this.cached(digest(token));
+    const key = digest(token);
+    const hit = this.cached(key);
     if (hit !== null) this.metrics.tokenVerification('cached');
+    else if (this.refusedBefore(key)) {
+      // A remembered refusal is thrown here too: the 401 path builds no promise either.
+      this.metrics.tokenVerification('invalid');
+      throw REFUSED_BEFORE();
+    }
     return hit;
+  }
+
+  /** Whether this token's signature was refused by the issuer's current key set. */
+  private refusedBefore(key: string): boolean {
+    const r = this.refused!.get(key);
+    return r !== undefined && r.keys.generation === r.set;
   }
 
   /**
@@ -197,8 +210,7 @@ export class TokenVerifier {
         this.metrics.tokenVerification('cached');
         return cached;
       }
-      const refused = key === null ? undefined : this.refused!.get(key);
-      if (refused !== undefined && refused.keys.generation === refused.set) throw new InvalidTokenError('signature', 'signature does not verify (refused before)');
+      if (key !== null && this.refusedBefore(key)) throw REFUSED_BEFORE();
       // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
       const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
       this.metrics.tokenVerification('valid');
