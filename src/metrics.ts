@@ -1,6 +1,7 @@
 // prom-client instruments on a registry of our own (never the global one, so several gateways
 // can live in one process, as they do in tests). Modules receive the narrow Metrics interface.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './metrics-fast.js';
 
 export type VerifyOutcome = 'valid' | 'cached' | 'invalid' | 'expired' | 'unavailable';
 export type FetchOutcome = 'ok' | 'error' | 'timeout';
@@ -43,14 +44,9 @@ export interface PromMetrics extends Metrics { readonly registry: Registry }
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cdf_gateway_' });
-  const requests = new Counter({
-    name: 'cdf_gateway_requests_total', help: 'Requests by route, status and decision',
-    labelNames: ['route', 'status', 'decision'] as const, registers: [registry],
-  });
-  const verifications = new Counter({
-    name: 'cdf_gateway_token_verifications_total', help: 'Bearer token verification outcomes',
-    labelNames: ['outcome'] as const, registers: [registry],
-  });
+  // Per-request instruments are fast ones (metrics-fast.ts); the rest are prom-client's.
+  const requests = new FastCounter('cdf_gateway_requests_total', 'Requests by route, status and decision', ['route', 'status', 'decision'], [registry]);
+  const verifications = new FastCounter('cdf_gateway_token_verifications_total', 'Bearer token verification outcomes', ['outcome'], [registry]);
   const jwksFetches = new Counter({
     name: 'cdf_gateway_jwks_fetches_total', help: 'JWKS fetches by issuer and outcome',
     labelNames: ['issuer', 'outcome'] as const, registers: [registry],
@@ -59,11 +55,8 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     name: 'cdf_gateway_jwks_fetch_duration_seconds', help: 'JWKS fetch latency in seconds',
     labelNames: ['issuer'] as const, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
   });
-  const upstream = new Histogram({
-    name: 'cdf_gateway_upstream_duration_seconds', help: 'Upstream response time (to headers) in seconds',
-    labelNames: ['upstream', 'status'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],
-  });
+  const upstream = new FastHistogram('cdf_gateway_upstream_duration_seconds', 'Upstream response time (to headers) in seconds',
+    ['upstream', 'status'], [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], [registry]);
   const ccRefresh = new Counter({
     name: 'cdf_gateway_client_credentials_refreshes_total', help: 'Client-credentials token requests by upstream and outcome',
     labelNames: ['upstream', 'outcome'] as const, registers: [registry],
@@ -88,10 +81,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
   });
   const own = ownInstruments(registry);
 
-  // Label children are cached: prom-client hashes label values on every call otherwise.
-  const reqChildren = new Map<string, { inc(): void }>();
-  const upChildren = new Map<string, { observe(v: number): void }>();
-  const verifyChildren = new Map<string, { inc(): void }>();
+  // Series are looked up by one string key per call, never by label objects.
+  const reqChildren = new Map<string, CounterSeries>();
+  const upChildren = new Map<string, HistogramSeries>();
+  const verifyChildren = new Map<string, CounterSeries>();
 
   return {
     registry,
@@ -143,10 +136,8 @@ function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'request
   const inFlight = new Gauge({
     name: 'cdf_gateway_requests_in_flight', help: 'Requests being handled (arrived, response not finished)', registers: [registry],
   });
-  const duration = new Histogram({
-    name: 'cdf_gateway_request_duration_seconds', help: 'Request duration as the gateway sees it (arrival to response end), by route and status',
-    labelNames: ['route', 'status'] as const, buckets: DURATION_BUCKETS, registers: [registry],
-  });
+  const duration = new FastHistogram('cdf_gateway_request_duration_seconds', 'Request duration as the gateway sees it (arrival to response end), by route and status',
+    ['route', 'status'], DURATION_BUCKETS, [registry]);
   const upstreamFailures = new Counter({
     name: 'cdf_gateway_upstream_failures_total', help: 'Failed upstream attempts by upstream and kind (refused, reset, timeout, other)',
     labelNames: ['upstream', 'kind'] as const, registers: [registry],
@@ -155,7 +146,7 @@ function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'request
     name: 'cdf_gateway_websockets_open', help: 'Open WebSocket tunnels by route',
     labelNames: ['route'] as const, registers: [registry],
   });
-  const durChildren = new Map<string, { observe(v: number): void }>();
+  const durChildren = new Map<string, HistogramSeries>();
   return {
     inFlight(delta) { inFlight.inc(delta); },
     requestDuration(route, status, seconds) {
