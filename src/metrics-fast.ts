@@ -6,7 +6,7 @@
 import type { Registry } from 'prom-client';
 
 type Labels = Record<string, string>;
-interface MetricValue { labels: Labels; value: number; metricName?: string }
+interface MetricValue { labels: Record<string, string | number>; value: number; metricName?: string }
 interface MetricJson { name: string; help: string; type: 'counter' | 'histogram'; values: MetricValue[]; aggregator: 'sum' }
 
 abstract class FastMetric<S> {

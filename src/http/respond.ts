@@ -58,7 +58,8 @@ export function refuse(reply: FastifyReply, v: Refused): FastifyReply {
     o.decision = 'login_redirect';
     return reply.code(302).header('location', v.location).header('cache-control', 'no-store').send();
   }
-  throw v.error;
+  // Sent, not thrown: Fastify hands an Error payload to the error handler without an unwind.
+  return reply.send(v.error);
 }
 
 /** The one error handler: every error, thrown anywhere, leaves in CDF's shape. */

@@ -80,7 +80,9 @@ interface RefusedEntry {
 }
 /** Refused tokens remembered (about 150 bytes each). */
 const REFUSED_ENTRIES = 1000;
-const REFUSED_BEFORE = () => new InvalidTokenError('signature', 'signature does not verify (refused before)');
+/** One shared, immutable error for every remembered refusal (no stack: a 4xx GatewayError captures none). */
+const REFUSED_BEFORE_ERROR = new InvalidTokenError('signature', 'signature does not verify (refused before)');
+const REFUSED_BEFORE = () => REFUSED_BEFORE_ERROR;
 
 function outcomeOf(err: unknown): VerifyOutcome {
   if (err instanceof KeysUnavailableError) return 'unavailable';
