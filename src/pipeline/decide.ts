@@ -142,7 +142,8 @@ function decideInner(state: GatewayState, ask: Ask, p: Progress): Maybe<Decision
     if (ask.entry === 'upgrade' && !route.websockets) throw new BadRequestError('Bad request: WebSockets are not enabled on this route', undefined, 'websockets_disabled');
     if (route.isPublic) return allowed(p, null, null, null);
   }
-  return andThen(identify(state, ask.headers, ask.rawHeaders, route, p), (identity) => decideFor(state, ask, p, route, identity));
+  return andThen(identify(state, ask.headers, ask.rawHeaders, route, p),
+    (identity) => identity instanceof GatewayError ? refusal(identity, p) : decideFor(state, ask, p, route, identity));
 }
 
 /** Given who is calling: the login redirect, the cross-site check, the allow rules, the credential. */
@@ -204,11 +205,13 @@ function routeOf(state: GatewayState, rawTarget: string, p: Progress): CompiledR
 export function identify(
   state: GatewayState, headers: IncomingHttpHeaders, rawHeaders: readonly string[], route: CompiledRoute | null,
   p: { setCookies: string[] | null },
-): Maybe<Identity | null> {
+): Maybe<Identity | null | GatewayError> {
   const token = bearerToken(headers, rawHeaders);
   if (token !== null) {
-    // A token verified before is answered from the cache without a promise.
+    // A token seen before is answered from the cache without a promise: its principal, or the
+    // refusal it got (returned as a value, not thrown).
     const cached = state.verifier.cachedPrincipal(token);
+    if (cached instanceof GatewayError) return cached;
     if (cached !== null) return { principal: cached, session: null, token };
     return state.verifier.verify(token).then((principal) => ({ principal, session: null, token }));
   }

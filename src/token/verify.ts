@@ -82,7 +82,6 @@ interface RefusedEntry {
 const REFUSED_ENTRIES = 1000;
 /** One shared, immutable error for every remembered refusal (no stack: a 4xx GatewayError captures none). */
 const REFUSED_BEFORE_ERROR = new InvalidTokenError('signature', 'signature does not verify (refused before)');
-const REFUSED_BEFORE = () => REFUSED_BEFORE_ERROR;
 
 function outcomeOf(err: unknown): VerifyOutcome {
   if (err instanceof KeysUnavailableError) return 'unavailable';
@@ -176,18 +175,19 @@ export class TokenVerifier {
   }
 
   /**
-   * The Principal of a token verified before and still valid, from the cache, else null (then
-   * verify() decides). Synchronous: the hot path builds no promise for a repeated token.
+   * The Principal of a token verified before and still valid, from the cache; the refusal of a
+   * token whose signature failed before; else null (then verify() decides). Synchronous: the hot
+   * path builds no promise for a repeated token.
    */
-  cachedPrincipal(token: string): Principal | null {
+  cachedPrincipal(token: string): Principal | InvalidTokenError | null {
     if (this.cache === null || token.length > this.tokens.maxTokenBytes) return null;
     const key = digest(token);
     const hit = this.cached(key);
     if (hit !== null) this.metrics.tokenVerification('cached');
     else if (this.refusedBefore(key)) {
-      // A remembered refusal is thrown here too: the 401 path builds no promise either.
+      // A remembered refusal is returned, not thrown: the 401 path builds no promise and unwinds nothing.
       this.metrics.tokenVerification('invalid');
-      throw REFUSED_BEFORE();
+      return REFUSED_BEFORE_ERROR;
     }
     return hit;
   }
@@ -212,7 +212,7 @@ export class TokenVerifier {
         this.metrics.tokenVerification('cached');
         return cached;
       }
-      if (key !== null && this.refusedBefore(key)) throw REFUSED_BEFORE();
+      if (key !== null && this.refusedBefore(key)) throw REFUSED_BEFORE_ERROR;
       // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
       const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
       this.metrics.tokenVerification('valid');
