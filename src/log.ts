@@ -88,6 +88,8 @@ export interface Loggers {
   readonly access: Logger;
   /** Writes one access line (see accessLineJson) to the access logger's destination. */
   readonly writeAccess: (line: AccessLine) => void;
+  /** Hands the access lines collected so far to the destination (shutdown). */
+  readonly flushAccess: () => void;
 }
 
 /**
@@ -133,13 +135,55 @@ export function accessLineJson(l: AccessLine): string {
 /**
  * Standard output, asynchronous and buffered: lines collect until ~16 KB are pending (one write()
  * per ~50 access lines instead of one each; sonic-boom's largest write is 16 KiB) and at most a
- * second. pino writes out what is left,
- * synchronously, when the process exits (process.exit, a fatal uncaught exception, the end of
- * the event loop); Gateway.close() flushes on shutdown.
+ * second. What is left is written synchronously when the process exits (process.exit, a fatal
+ * uncaught exception, the end of the event loop); Gateway.close() flushes on shutdown.
  */
 export const STDOUT_BUFFER = { minLength: 16_000, periodicFlush: 1000 } as const;
 
-interface Flushable { write(line: string): unknown; flush(cb?: (err?: Error) => void): void }
+interface Flushable { write(line: string): unknown; flush(cb?: (err?: Error) => void): void; flushSync?(): void }
+
+/** Characters of access lines collected before they are handed to the destination as one string. */
+const BATCH_CHARS = 16_000;
+
+/**
+ * Access lines collected in an array and handed to stdout as ONE flat string per ~16 KB (joined
+ * once). Appended one by one, sonic-boom would build a 16 KB rope of strings that are themselves
+ * concatenations and slices, and writing it costs a flattening and a UTF-8 sizing of that tree:
+ * measured on one core, ~10 µs per line, against ~2 µs this way.
+ */
+class LineBatch {
+  private lines: string[] = [];
+  private chars = 0;
+
+  constructor(private readonly dest: Flushable) {
+    const timer = setInterval(() => this.flush(), STDOUT_BUFFER.periodicFlush);
+    timer.unref();
+    PENDING.add(this);
+  }
+
+  push(line: string): void {
+    this.lines.push(line);
+    this.chars += line.length;
+    if (this.chars >= BATCH_CHARS) this.flush();
+  }
+
+  flush(): void {
+    if (this.chars === 0) return;
+    const chunk = this.lines.join('');
+    this.lines = [];
+    this.chars = 0;
+    this.dest.write(chunk);
+  }
+
+  /** At exit (a fatal error included): what is collected, written synchronously. */
+  flushSync(): void {
+    this.flush();
+    this.dest.flushSync?.();
+  }
+}
+
+const PENDING = new Set<LineBatch>();
+process.on('exit', () => { for (const b of PENDING) b.flushSync(); });
 
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
   const dest: DestinationStream = destination ?? pino.destination({ dest: 1, sync: false, ...STDOUT_BUFFER });
@@ -152,6 +196,9 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
   }
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   const access = pino(common, dest);
+  // A caller's own destination (tests, embedding) gets each line as it is made.
+  const batch = destination === undefined ? new LineBatch(dest as unknown as Flushable) : null;
+  const emit = batch === null ? (line: string) => { dest.write(line); } : (line: string) => batch.push(line);
   return {
     logger: pino({
       ...common,
@@ -160,6 +207,7 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
       mixin: requestFields,
     }, prompt),
     access,
-    writeAccess: (line) => { if (access.isLevelEnabled('info')) dest.write(accessLineJson(line)); },
+    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(accessLineJson(line)); },
+    flushAccess: () => { batch?.flush(); },
   };
 }

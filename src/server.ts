@@ -84,7 +84,7 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
-  const { logger, access, writeAccess } = createLoggers(config.log, opts.logStream);
+  const { logger, access, writeAccess, flushAccess } = createLoggers(config.log, opts.logStream);
   const metrics = createMetrics();
   const sockets = new SocketRegistry({ clock, metrics });
   // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
@@ -169,6 +169,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       try { await app.close(); } finally { clearInterval(reaper); }
       await admin.close();
       await tracing?.shutdown();
+      flushAccess();
       logger.info({ drainedMs: Math.round(performance.now() - closingAt) }, 'stopped');
       logger.flush();
     },

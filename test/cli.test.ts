@@ -99,6 +99,19 @@ t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
   t.same(access.map((a) => [a.path, a.status]), [['/slow', 200]], 'the access line of the drained request was flushed on shutdown');
 });
 
+t.test('collected access lines reach stdout whole and in order: the periodic write, then the rest when the process dies of an uncaught exception', async (t) => {
+  const script = `
+    import { createLoggers } from ${JSON.stringify(join(process.cwd(), 'dist/log.js'))};
+    const { writeAccess } = createLoggers({ level: 'info' });
+    const line = (path) => ({ method: 'GET', path, route: '-', decision: 'allow', reason: null, sub: null, status: 200, ms: 1 });
+    writeAccess(line('/written-within-a-second'));
+    setTimeout(() => { writeAccess(line('/before-the-crash')); setImmediate(() => { throw new Error('boom'); }); }, 1500);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.not(r.status, 0, 'the process failed');
+  const paths = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { path: string }).path);
+  t.same(paths, ['/written-within-a-second', '/before-the-crash'], 'both lines, in order, each whole');
+});
+
 t.test('buffered log lines are written out when the process dies of an uncaught exception', async (t) => {
   const script = `
     import { createLoggers } from ${JSON.stringify(join(process.cwd(), 'dist/log.js'))};
