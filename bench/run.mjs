@@ -4,7 +4,7 @@
 // the load generator, the upstream and this runner on CPU 1. See bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--duration 10] [--rounds 3] [--warmup 2] [--connections 50]
-//                      [--pool 100000] [--only id,id] [--no-memory] [--no-pin] [--check-goals]
+//                      [--pool 100000] [--only id,id] [--no-memory] [--no-pin] [--no-pair] [--check-goals]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +25,7 @@ const { values: argv } = parseArgs({
     rounds: { type: 'string' }, pool: { type: 'string' }, threads: { type: 'string' },
     tool: { type: 'string' }, only: { type: 'string' }, out: { type: 'string' }, cpus: { type: 'string' },
     'big-count': { type: 'string' }, 'big-groups': { type: 'string' }, 'rss-count': { type: 'string' },
-    'no-memory': { type: 'boolean', default: false }, 'no-pin': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean', default: false }, 'no-pin': { type: 'boolean', default: false }, 'no-pair': { type: 'boolean', default: false },
     'check-goals': { type: 'boolean', default: false }, 'keep-tmp': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -47,6 +47,7 @@ if (argv.help) {
   --cpus A,B         CPU for the process under test, CPU for everything else (default 0,1)
   --no-pin           do not pin (figures are labelled UNPINNED)
   --no-memory        skip the RSS rows
+  --no-pair          do not measure each target's baseline again just before it (faster; unpaired ratios)
   --check-goals      exit 1 when a goal of the headline table is missed
   --out DIR          results directory (default bench/results)
   --keep-tmp         keep the temp dir (configs, gateway logs)`);
@@ -74,6 +75,7 @@ const opts = {
   only: (argv.only ?? process.env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean),
   cpus: (argv.cpus ?? '0,1').split(',').map((s) => s.trim()),
   memory: !argv['no-memory'],
+  paired: !argv['no-pair'],
   outDir: path.resolve(argv.out ?? path.join(HERE, 'results')),
 };
 
@@ -146,7 +148,7 @@ async function main() {
       gw(g, '401', 'bad signature → 401', { token: badToken, expect: 401 }),
     ]),
   ].filter((t) => t && want(t.id));
-  for (const t of targets) { t.runs = []; t.problems = []; t.offset = 1; t.baseline ??= 'bare'; if (!t.proc) t.skip = 'process did not start'; }
+  for (const t of targets) { t.runs = []; t.pairs = []; t.problems = []; t.offset = 1; t.baseline ??= 'bare'; if (!t.proc) t.skip = 'process did not start'; }
 
   for (const t of targets.filter((x) => !x.skip)) await preflight(t, expectedBody);
   const live = targets.filter((t) => !t.skip);
@@ -154,10 +156,23 @@ async function main() {
   const perRun = opts.warmupSec + opts.durationSec + 0.5;
   console.log(`throughput: ${live.length} targets × ${opts.rounds} round(s), ${opts.connections} connections, ${opts.durationSec} s after ${opts.warmupSec} s warm-up: ~${Math.ceil((live.length * opts.rounds * perRun) / 60)} min\n`);
 
+  const byId = Object.fromEntries(live.map((t) => [t.id, t]));
+  const isBaseline = (t) => t.id === 'upstream' || live.some((x) => x.baseline === t.id);
   for (let r = 0; r < opts.rounds; r++) {
     for (const t of live.slice(r % live.length).concat(live.slice(0, r % live.length))) {
+      // Paired: every other target's baseline is measured again just before it, so the pair's
+      // ratio shares the host's state of that minute (a shared host can swing 2× between minutes).
+      const base = isBaseline(t) || !opts.paired ? null : byId[t.baseline];
+      const before = base ? await measure(base, r) : null;
+      const res = await measure(t, r);
+      if (before && res) t.pairs.push({ rps: res.rps / before.rps, cpu: before.cpuUsPerReq && res.cpuUsPerReq ? before.cpuUsPerReq / res.cpuUsPerReq : null });
+    }
+  }
+
+  /** One measured run of a target (after its warm-up), recorded with it; null when it failed. */
+  async function measure(t, r) {
       if (isStopping()) throw new Error('interrupted: no results written');
-      if (!isRunning(t.proc.child)) { t.problems.push(`round ${r + 1}: process exited`); continue; }
+      if (!isRunning(t.proc.child)) { t.problems.push(`round ${r + 1}: process exited`); return null; }
       const load = { tool, url: t.url, connections: opts.connections, threads: opts.threads, token: t.token, tokens: t.tokens, workDir: tmp };
       try {
         if (opts.warmupSec > 0) t.offset += (await runLoad({ ...load, offset: t.offset, durationSec: opts.warmupSec })).requests + opts.connections;
@@ -173,10 +188,11 @@ async function main() {
         if (badStatus) t.problems.push(`round ${r + 1}: ${badStatus} of ${res.requests} responses had an unexpected status`);
         if (errs) t.problems.push(`round ${r + 1}: socket errors ${JSON.stringify(res.errors)}`);
         console.log(`round ${r + 1}/${opts.rounds}  ${t.id.padEnd(14)} ${fmtInt(res.rps).padStart(8)} req/s  ${fmt(res.cpuUsPerReq, 0).padStart(5)} µs CPU/req  p50 ${fmt(res.p50Ms).padStart(6)} ms  p99 ${fmt(res.p99Ms).padStart(6)} ms${badStatus || errs ? '  (!)' : ''}`);
+        return res;
       } catch (err) {
         t.problems.push(`round ${r + 1}: ${err.message}`);
+        return null;
       }
-    }
   }
   for (const t of targets) {
     const cpu = t.runs.map((x) => x.cpuUsPerReq).filter((x) => x !== null);
@@ -184,6 +200,8 @@ async function main() {
       rps: median(t.runs.map((x) => x.rps)), p50Ms: median(t.runs.map((x) => x.p50Ms)), p99Ms: median(t.runs.map((x) => x.p99Ms)),
       cpuUsPerReq: cpu.length ? median(cpu) : null,
     } : null;
+    const pairCpu = t.pairs.map((x) => x.cpu).filter((x) => x !== null);
+    t.paired = t.pairs.length ? { rps: median(t.pairs.map((x) => x.rps)), cpu: pairCpu.length ? median(pairCpu) : null } : null;
     for (const p of t.problems) problems.push(`${t.id}: ${p}`);
   }
   for (const g of Object.values(gateways)) {

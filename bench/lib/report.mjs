@@ -31,7 +31,7 @@ export function resultsTable(targets) {
     const m = t.median;
     const bare = by.bare?.median;
     const base = by[t.baseline]?.median;
-    lines.push(`| \`${t.id}\` ${t.label} | ${m ? fmtInt(m.rps) : '—'} | ${m && bare ? fmt(m.rps / bare.rps) : '—'} | ${t.baseline} | ${m && base ? fmt(m.rps / base.rps) : '—'} | ${m ? fmt(m.cpuUsPerReq, 0) : '—'} | ${fmt(cpuRatio(m, base))} | ${m ? fmt(m.p50Ms) : '—'} | ${m ? fmt(m.p99Ms) : '—'} | ${t.runs.length}${t.skip ? ` (skipped: ${t.skip.split('\n')[0].slice(0, 80)})` : ''} |`);
+    lines.push(`| \`${t.id}\` ${t.label} | ${m ? fmtInt(m.rps) : '—'} | ${m && bare ? fmt(m.rps / bare.rps) : '—'} | ${t.baseline} | ${t.paired ? fmt(t.paired.rps) : m && base ? fmt(m.rps / base.rps) : '—'} | ${m ? fmt(m.cpuUsPerReq, 0) : '—'} | ${fmt(t.paired ? t.paired.cpu : cpuRatio(m, base))} | ${m ? fmt(m.p50Ms) : '—'} | ${m ? fmt(m.p99Ms) : '—'} | ${t.runs.length}${t.skip ? ` (skipped: ${t.skip.split('\n')[0].slice(0, 80)})` : ''} |`);
   }
   return lines.join('\n');
 }
@@ -43,12 +43,15 @@ export function resultsTable(targets) {
 export function headline({ targets, memory, opts, pinned }) {
   const by = Object.fromEntries(targets.map((t) => [t.id, t]));
   const rps = (id) => by[id]?.median?.rps ?? null;
+  // Paired runs (each target right after its own baseline run): the median of the pairs' ratios;
+  // else the ratio of the medians.
   const ratio = (id) => {
     const t = by[id];
+    if (t?.paired) return t.paired.rps;
     const b = t && rps(t.baseline);
     return t?.median && b ? t.median.rps / b : null;
   };
-  const cpu = (id) => (by[id] ? cpuRatio(by[id].median, by[by[id].baseline]?.median) : null);
+  const cpu = (id) => (by[id]?.paired ? by[id].paired.cpu : by[id] ? cpuRatio(by[id].median, by[by[id].baseline]?.median) : null);
   // "req/s ratio (CPU ratio)": the second is steadier on a busy machine.
   const both = (id) => (ratio(id) === null ? '—' : `${fmt(ratio(id))} (${fmt(cpu(id))})`);
   const rows = [];
@@ -71,18 +74,18 @@ export function headline({ targets, memory, opts, pinned }) {
   row(`RSS growth, ${opts.bigCount.toLocaleString('en-US')} distinct ${memory['big-shipped'] ? '~10 KB ' : ''}tokens`, [mbCell(growCapped), mbCell(growNocap), ''], '< 60 MB',
     growCapped === null ? null : growCapped < 60 * MB && (growNocap === null || growNocap < 60 * MB));
   // Access log: as shipped (log on) ÷ log off, same cap, per path.
-  const logCost = ['cached', 'first', '401'].map((p) => (rps(`shipped:${p}`) && rps(`nolog:${p}`) ? rps(`shipped:${p}`) / rps(`nolog:${p}`) : null));
+  const logCost = ['cached', 'first', '401'].map((p) => (ratio(`shipped:${p}`) && ratio(`nolog:${p}`) ? ratio(`shipped:${p}`) / ratio(`nolog:${p}`) : null));
   row('access log on ÷ off (repeated / first-seen / 401)', [logCost.map((x) => fmt(x)).join(' / '), '', ''], '≥ 0.95',
     logCost.every((x) => x === null) ? null : logCost.every((x) => x === null || x >= 0.95));
   row('proxy engine: the gateway\'s undici engine ÷ @fastify/http-proxy, both without auth', [both('engine'), '', ''], 'record (DESIGN: reply-from unless it costs > 10 %)', null);
 
   const mark = (m) => (m === null ? '' : m ? '✓' : '✗');
   const lines = [
-    `| path (req/s ÷ bare Fastify + @fastify/http-proxy${pinned ? ', same pinned core' : ', UNPINNED'}) | as shipped: 128 MB heap cap, access log on | no cap, log on | cap, log off | goal (as shipped) | met |`,
+    `| path (req/s ÷ bare Fastify + @fastify/http-proxy${pinned ? ', same pinned core' : ', UNPINNED'}${opts.paired ? ', paired runs' : ''}) | as shipped: 128 MB heap cap, access log on | no cap, log on | cap, log off | goal (as shipped) | met |`,
     '|---|---:|---:|---:|---:|:---:|',
     ...rows.map((r) => `| ${r.name} | ${r.cells.join(' | ')} | ${r.goal} | ${mark(r.met)} |`),
     '',
-    'Throughput cells: req/s ratio (CPU ratio = baseline CPU µs per response ÷ the row\'s). Goals are judged on req/s.',
+    `Throughput cells: req/s ratio (CPU ratio = baseline CPU µs per response ÷ the row's)${opts.paired ? ', each the median over rounds of a run against its baseline run just before it' : ''}. Goals are judged on req/s.`,
   ];
   return { text: lines.join('\n'), rows, missed: rows.some((r) => r.met === false) };
 }
