@@ -6,6 +6,8 @@
 import type { Registry } from 'prom-client';
 
 type Labels = Record<string, string>;
+/** A label value; a number (an HTTP status) is written as its decimal string. */
+type LabelValue = string | number;
 interface MetricValue { labels: Record<string, string | number>; value: number; metricName?: string }
 interface MetricJson { name: string; help: string; type: 'counter' | 'histogram'; values: MetricValue[]; aggregator: 'sum' }
 
@@ -17,13 +19,13 @@ abstract class FastMetric<S> {
     for (const r of registers) r.registerMetric(this as never);
   }
 
-  /** The series of these label values (in labelNames order); keep it: updating it is the hot path. */
-  protected seriesOf(values: readonly string[]): S {
+  /** The series of these label values (in labelNames order): one string key, one Map lookup. */
+  protected seriesOf(values: readonly LabelValue[]): S {
     const key = values.join('\0');
     let e = this.series.get(key);
     if (e === undefined) {
       const labels: Labels = {};
-      this.labelNames.forEach((n, i) => { labels[n] = values[i]!; });
+      this.labelNames.forEach((n, i) => { labels[n] = String(values[i]); });
       e = { labels, s: this.create() };
       this.series.set(key, e);
     }
@@ -39,7 +41,7 @@ export interface CounterSeries { inc(by?: number): void }
 
 export class FastCounter extends FastMetric<{ value: number; inc(by?: number): void }> {
   readonly type = 'counter';
-  labels(...values: string[]): CounterSeries { return this.seriesOf(values); }
+  labels(...values: LabelValue[]): CounterSeries { return this.seriesOf(values); }
   protected create() { return { value: 0, inc(by = 1) { this.value += by; } }; }
   async get(): Promise<MetricJson> {
     return { name: this.name, help: this.help, type: 'counter', aggregator: 'sum', values: [...this.entries()].map((e) => ({ labels: e.labels, value: e.s.value })) };
@@ -56,7 +58,7 @@ export class FastHistogram extends FastMetric<Buckets> {
     super(name, help, labelNames, registers);
   }
 
-  labels(...values: string[]): HistogramSeries { return this.seriesOf(values); }
+  labels(...values: LabelValue[]): HistogramSeries { return this.seriesOf(values); }
 
   protected create(): Buckets {
     const bounds = this.bounds;

@@ -1,7 +1,7 @@
 // prom-client instruments on a registry of our own (never the global one, so several gateways
 // can live in one process, as they do in tests). Modules receive the narrow Metrics interface.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FastCounter, FastHistogram, type CounterSeries, type HistogramSeries } from './metrics-fast.js';
+import { FastCounter, FastHistogram } from './metrics-fast.js';
 
 export type VerifyOutcome = 'valid' | 'cached' | 'invalid' | 'expired' | 'unavailable';
 export type FetchOutcome = 'ok' | 'error' | 'timeout';
@@ -44,7 +44,8 @@ export interface PromMetrics extends Metrics { readonly registry: Registry }
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'cdf_gateway_' });
-  // Per-request instruments are fast ones (metrics-fast.ts); the rest are prom-client's.
+  // Per-request instruments (requests, refusals, verifications, durations) are fast ones
+  // (metrics-fast.ts): a series is found by one string key; the rest are prom-client's.
   const requests = new FastCounter('cdf_gateway_requests_total', 'Requests by route, status and decision', ['route', 'status', 'decision'], [registry]);
   const verifications = new FastCounter('cdf_gateway_token_verifications_total', 'Bearer token verification outcomes', ['outcome'], [registry]);
   const jwksFetches = new Counter({
@@ -71,31 +72,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
     labelNames: ['project', 'outcome'] as const, registers: [registry],
   });
 
-  const refusals = new Counter({
-    name: 'cdf_gateway_refusals_total', help: 'Refused requests by route and reason',
-    labelNames: ['route', 'reason'] as const, registers: [registry],
-  });
+  const refusals = new FastCounter('cdf_gateway_refusals_total', 'Refused requests by route and reason', ['route', 'reason'], [registry]);
   const reloads = new Counter({
     name: 'cdf_gateway_config_reloads_total', help: 'Configuration reloads by outcome',
     labelNames: ['outcome'] as const, registers: [registry],
   });
   const own = ownInstruments(registry);
 
-  // Series are looked up by one string key per call, never by label objects.
-  const reqChildren = new Map<string, CounterSeries>();
-  const upChildren = new Map<string, HistogramSeries>();
-  const verifyChildren = new Map<string, CounterSeries>();
 
   return {
     registry,
     request(route, status, decision) {
-      const key = `${route}\0${status}\0${decision}`;
-      let c = reqChildren.get(key);
-      if (c === undefined) {
-        c = requests.labels(route, String(status), decision);
-        reqChildren.set(key, c);
-      }
-      c.inc();
+      requests.labels(route, status, decision).inc();
     },
     refusal(route, reason) {
       refusals.labels(route, reason).inc();
@@ -104,19 +92,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
       reloads.labels(outcome).inc();
     },
     tokenVerification(outcome) {
-      let c = verifyChildren.get(outcome);
-      if (c === undefined) { c = verifications.labels(outcome); verifyChildren.set(outcome, c); }
-      c.inc();
+      verifications.labels(outcome).inc();
     },
     jwksFetch(issuer, outcome, seconds) {
       jwksFetches.labels(issuer, outcome).inc();
       jwksLatency.labels(issuer).observe(seconds);
     },
     upstreamLatency(name, status, seconds) {
-      const key = `${name}\0${status}`;
-      let h = upChildren.get(key);
-      if (h === undefined) { h = upstream.labels(name, String(status)); upChildren.set(key, h); }
-      h.observe(seconds);
+      upstream.labels(name, status).observe(seconds);
     },
     clientCredentialsRefresh(name, outcome) {
       ccRefresh.labels(name, outcome).inc();
@@ -146,15 +129,9 @@ function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'request
     name: 'cdf_gateway_websockets_open', help: 'Open WebSocket tunnels by route',
     labelNames: ['route'] as const, registers: [registry],
   });
-  const durChildren = new Map<string, HistogramSeries>();
   return {
     inFlight(delta) { inFlight.inc(delta); },
-    requestDuration(route, status, seconds) {
-      const key = `${route}\0${status}`;
-      let h = durChildren.get(key);
-      if (h === undefined) { h = duration.labels(route, String(status)); durChildren.set(key, h); }
-      h.observe(seconds);
-    },
+    requestDuration(route, status, seconds) { duration.labels(route, status).observe(seconds); },
     upstreamFailure(upstream, kind) { upstreamFailures.labels(upstream, kind).inc(); },
     webSocket(route, delta) { webSockets.labels(route).inc(delta); },
   };
