@@ -210,10 +210,10 @@ export function identify(
   if (token !== null) {
     // A token seen before is answered from the cache without a promise: its principal, or the
     // refusal it got (returned as a value, not thrown).
-    const cached = state.verifier.cachedPrincipal(token);
-    if (cached instanceof GatewayError) return cached;
-    if (cached !== null) return { principal: cached, session: null, token };
-    return state.verifier.verify(token).then((principal) => ({ principal, session: null, token }));
+    const checked = state.verifier.check(token);
+    if (checked instanceof GatewayError) return checked;
+    if (checked instanceof Promise) return checked.then((principal) => ({ principal, session: null, token }));
+    return { principal: checked, session: null, token };
   }
   const sessions = state.login?.sessions;
   const cookie = headers.cookie;

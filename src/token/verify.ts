@@ -175,44 +175,41 @@ export class TokenVerifier {
   }
 
   /**
-   * The Principal of a token verified before and still valid, from the cache; the refusal of a
-   * token whose signature failed before; else null (then verify() decides). Synchronous: the hot
-   * path builds no promise for a repeated token.
+   * The one place a token is looked up and verified. Synchronous when the answer is known: the
+   * Principal of a token verified before (still valid), or the refusal of a token that is too
+   * large or whose signature failed before (returned, not thrown: the 401 path builds no promise
+   * and unwinds nothing). Else the promise of the full verification, which rejects with
+   * InvalidTokenError (401, with a `reason`) or KeysUnavailableError (503).
    */
-  cachedPrincipal(token: string): Principal | InvalidTokenError | null {
-    if (this.cache === null || token.length > this.tokens.maxTokenBytes) return null;
-    const key = digest(token);
-    const hit = this.cached(key);
-    if (hit !== null) this.metrics.tokenVerification('cached');
-    else if (this.refusedBefore(key)) {
-      // A remembered refusal is returned, not thrown: the 401 path builds no promise and unwinds nothing.
-      this.metrics.tokenVerification('invalid');
-      return REFUSED_BEFORE_ERROR;
-    }
-    return hit;
-  }
-
-  /** Whether this token's signature was refused by the issuer's current key set. */
-  private refusedBefore(key: string): boolean {
-    const r = this.refused!.get(key);
-    return r !== undefined && r.keys.generation === r.set;
-  }
-
-  /**
-   * The Principal of a valid token. Throws InvalidTokenError (401, with a `reason`) or
-   * KeysUnavailableError (503: the issuer has no usable key set).
-   */
-  async verify(token: string): Promise<Principal> {
-    try {
-      // Length first: nothing larger is hashed, parsed or verified.
-      if (token.length > this.tokens.maxTokenBytes) throw new InvalidTokenError('too_large', `token of ${token.length} bytes`);
-      const key = this.cache === null ? null : digest(token);
-      const cached = key === null ? null : this.cached(key);
-      if (cached !== null) {
+  check(token: string): Principal | InvalidTokenError | Promise<Principal> {
+    // Length first: nothing larger is hashed, parsed or verified.
+    if (token.length > this.tokens.maxTokenBytes) return this.refusal(new InvalidTokenError('too_large', `token of ${token.length} bytes`));
+    const key = this.cache === null ? null : digest(token);
+    if (key !== null) {
+      const hit = this.cached(key);
+      if (hit !== null) {
         this.metrics.tokenVerification('cached');
-        return cached;
+        return hit;
       }
-      if (key !== null && this.refusedBefore(key)) throw REFUSED_BEFORE_ERROR;
+      const refused = this.refused!.get(key);
+      if (refused !== undefined && refused.keys.generation === refused.set) return this.refusal(REFUSED_BEFORE_ERROR);
+    }
+    return this.verifyFresh(token, key);
+  }
+
+  /** check(), always as a promise. */
+  verify(token: string): Promise<Principal> {
+    const r = this.check(token);
+    return r instanceof Promise ? r : r instanceof InvalidTokenError ? Promise.reject(r) : Promise.resolve(r);
+  }
+
+  private refusal(err: InvalidTokenError): InvalidTokenError {
+    this.metrics.tokenVerification(outcomeOf(err));
+    return err;
+  }
+
+  private async verifyFresh(token: string, key: string | null): Promise<Principal> {
+    try {
       // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
       const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
       this.metrics.tokenVerification('valid');

@@ -211,10 +211,12 @@ t.test('a token refused for its signature is refused again without a second sign
   for (let i = 0; i < 3; i++) t.equal(((await reject(verifier.verify(tok))) as InvalidTokenError).reason, 'signature');
   t.equal(checks, 1, 'one signature check for three refusals');
   t.same(metrics.verifications, ['invalid', 'invalid', 'invalid']);
-  const remembered = verifier.cachedPrincipal(tok);
-  t.ok(remembered instanceof InvalidTokenError, 'the synchronous lookup returns the refusal (no promise, no throw on the 401 path)');
+  const remembered = verifier.check(tok);
+  t.ok(remembered instanceof InvalidTokenError, 'check() returns the refusal synchronously (no promise, no throw on the 401 path)');
   t.equal((remembered as InvalidTokenError).reason, 'signature');
-  t.equal(verifier.cachedPrincipal(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs })), null, 'an unseen token: null, verify() decides');
+  const unseen = verifier.check(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs }));
+  t.ok(unseen instanceof Promise, 'an unseen token: the full verification, as a promise');
+  t.ok(await unseen);
   metrics.verifications.length = 0;
 
   server.setKeys([next.jwk]);
