@@ -158,6 +158,8 @@ class LineBatch {
   constructor(private readonly dest: Flushable) {
     const timer = setInterval(() => this.flush(), STDOUT_BUFFER.periodicFlush);
     timer.unref();
+    // One exit listener for every batch, added with the first (importing this module adds none).
+    if (PENDING.size === 0) process.on('exit', () => { for (const b of PENDING) b.flushSync(); });
     PENDING.add(this);
   }
 
@@ -183,7 +185,6 @@ class LineBatch {
 }
 
 const PENDING = new Set<LineBatch>();
-process.on('exit', () => { for (const b of PENDING) b.flushSync(); });
 
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
   const dest: DestinationStream = destination ?? pino.destination({ dest: 1, sync: false, ...STDOUT_BUFFER });
