@@ -3,6 +3,7 @@
 // reports its port over IPC and exits when the parent goes away.
 import Fastify from 'fastify';
 import proxy from '@fastify/http-proxy';
+import { exitWhenParentStops } from './lib/proc.mjs';
 
 const upstream = process.env.UPSTREAM_URL;
 const prefix = process.env.PROXY_PREFIX ?? '/api/v1/projects/bench';
@@ -15,13 +16,4 @@ const { port } = app.server.address();
 if (process.send) process.send({ ready: true, port });
 else console.log(`bare proxy listening on http://127.0.0.1:${port}${prefix} → ${upstream}`);
 
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  setTimeout(() => process.exit(0), 2000).unref();
-  app.close().finally(() => process.exit(0));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.on('disconnect', stop);
+exitWhenParentStops(() => app.close());

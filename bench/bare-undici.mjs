@@ -6,6 +6,7 @@
 import Fastify from 'fastify';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { exitWhenParentStops } from './lib/proc.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = (p) => pathToFileURL(path.join(REPO, process.env.BENCH_GATEWAY_DIST ?? 'dist', p)).href;
@@ -45,13 +46,4 @@ const { port } = app.server.address();
 if (process.send) process.send({ ready: true, port });
 else console.log(`bare undici proxy listening on http://127.0.0.1:${port}${prefix} → ${upstream}`);
 
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
-  setTimeout(() => process.exit(0), 2000).unref();
-  app.close().finally(() => process.exit(0));
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.on('disconnect', stop);
+exitWhenParentStops(() => app.close());

@@ -183,3 +183,18 @@ export function cpuSeconds(pid) {
 const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100; } catch { return 100; }
 })();
+
+/**
+ * For a helper process (bare proxies): on SIGTERM, SIGINT or the parent going away, `close()`
+ * once, then exit (at the latest after graceMs).
+ */
+export function exitWhenParentStops(close, graceMs = 2000) {
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), graceMs).unref();
+    Promise.resolve().then(close).finally(() => process.exit(0));
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'disconnect']) process.on(s, stop);
+}
