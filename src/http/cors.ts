@@ -82,27 +82,30 @@ function routeOf(routes: RouteTable, url: string): CompiledRoute | null {
  * `mark` records the access-log outcome of a preflight answered here.
  */
 export function corsHook(current: () => GatewayState, mark: (request: FastifyRequest, route: string, path: string, decision: string) => void) {
-  return async function cors(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  // A callback hook, not an async function: it runs on every request, and most do nothing here.
+  return function cors(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const state = current();
     let any = anyCors.get(state.config);
     if (any === undefined) anyCors.set(state.config, any = state.config.routes.some((r) => r.cors));
-    if (!any) return undefined;
+    if (!any) { done(); return; }
     const raw = request.raw;
-    if (raw.url!.startsWith('/auth/') || raw.url!.startsWith('/login/')) return undefined;
+    if (raw.url!.startsWith('/auth/') || raw.url!.startsWith('/login/')) { done(); return; }
     const route = routeOf(state.routes, raw.url!);
-    if (route === null || route.cors === null) return undefined;
+    if (route === null || route.cors === null) { done(); return; }
     const origin = one(raw.headers.origin);
     if (isPreflight(raw.method, raw.headers)) {
       const allowed = originAllowed(route.cors, origin);
       mark(request, route.id, raw.url!.split('?', 1)[0]!, allowed ? 'preflight' : 'cors_denied');
       if (!allowed) {
         void reply.header('vary', 'Origin');
-        throw new OriginNotAllowedError(origin ?? '');
+        done(new OriginNotAllowedError(origin ?? ''));
+        return;
       }
-      return reply.code(204).headers(preflightHeaders(route.cors, origin!)).send();
+      void reply.code(204).headers(preflightHeaders(route.cors, origin!)).send(); // answered: done() is not called
+      return;
     }
     // Set on the raw response so both the proxied answer and any gateway error carry them.
     for (const [k, v] of Object.entries(responseHeaders(route.cors, origin))) reply.raw.setHeader(k, v);
-    return undefined;
+    done();
   };
 }

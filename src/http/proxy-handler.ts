@@ -11,26 +11,28 @@ const DIGITS = /^[0-9]{1,20}$/;
 const ZEROS = /^0+$/;
 
 export function proxyHandler(holder: StateHolder) {
-  // Not an async function: a request decided without waiting (a cached token) is forwarded in
-  // the same tick, and a refusal is thrown to the error handler without a promise.
-  return function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+  // Not an async function, and it returns nothing for Fastify to wait on: a request decided
+  // without waiting (a cached token) is forwarded in the same tick, and every answer (the
+  // upstream's, a refusal, an error) is sent through the reply, never by resolving a promise.
+  return function handle(request: FastifyRequest, reply: FastifyReply): void {
     const state = holder.current; // this request finishes on the state it started with
     const raw = request.raw;
     const v = decide(state, {
       entry: 'proxy', method: raw.method!, target: raw.url!, headers: raw.headers, rawHeaders: raw.rawHeaders, httpVersion: raw.httpVersion, loginReturn: raw.url!,
     });
-    return v instanceof Promise ? v.then((d) => proceed(state, request, reply, d)) : proceed(state, request, reply, v);
+    if (!(v instanceof Promise)) { proceed(state, request, reply, v); return; }
+    v.then((d) => { proceed(state, request, reply, d); }).catch((err: unknown) => { reply.send(err); });
   };
 }
 
 /** Answers the refusal, or the gateway's own OPTIONS reply, or forwards the request. */
-function proceed(state: GatewayState, request: FastifyRequest, reply: FastifyReply, v: Decision): Promise<void> | undefined {
+function proceed(state: GatewayState, request: FastifyRequest, reply: FastifyReply, v: Decision): void {
   const raw = request.raw;
   const outcome = newOutcome(request);
   outcome.path = v.path;
   if (v.route !== null) outcome.route = v.route.id;
   if (v.principal !== null) outcome.sub = v.principal.sub;
-  if (!v.ok) { refuse(reply, v); return undefined; }
+  if (!v.ok) { refuse(reply, v); return; }
   const route = v.route!;
 
   // RFC 9110 §7.6.2: an OPTIONS with Max-Forwards: 0 is answered here, not forwarded.
@@ -41,7 +43,7 @@ function proceed(state: GatewayState, request: FastifyRequest, reply: FastifyRep
       outcome.decision = v.principal === null ? 'public' : 'allow';
       if (v.setCookies !== null) void reply.header('set-cookie', v.setCookies);
       void reply.code(200).header('allow', ALLOWED_METHODS).header('content-length', '0').send();
-      return undefined;
+      return;
     }
   }
   outcome.decision = v.principal === null ? 'public' : 'allow';
@@ -61,5 +63,5 @@ function proceed(state: GatewayState, request: FastifyRequest, reply: FastifyRep
     bodyTooLarge: false,
     bodyIdle: false,
   };
-  return state.proxy.forward(request, reply, proxyState, v.path!);
+  state.proxy.forward(request, reply, proxyState, v.path!);
 }

@@ -19,7 +19,7 @@ import { parseTarget } from '../request/target.js';
 import { sameOriginAllowed } from '../session/origin.js';
 import type { Session } from '../session/store.js';
 import type { GatewayState } from '../state.js';
-import { bearerToken } from '../token/bearer.js';
+import { bearerCandidate, requireToken68 } from '../token/bearer.js';
 import type { Principal } from '../token/principal.js';
 import type { Credential } from '../upstream/credentials.js';
 
@@ -206,11 +206,12 @@ export function identify(
   state: GatewayState, headers: IncomingHttpHeaders, rawHeaders: readonly string[], route: CompiledRoute | null,
   p: { setCookies: string[] | null },
 ): Maybe<Identity | null | GatewayError> {
-  const token = bearerToken(headers, rawHeaders);
+  const token = bearerCandidate(headers, rawHeaders);
   if (token !== null) {
     // A token seen before is answered from the cache without a promise: its principal, or the
-    // refusal it got (returned as a value, not thrown).
-    const checked = state.verifier.check(token);
+    // refusal it got (returned as a value, not thrown). Only a token not seen before is scanned
+    // for its syntax (400 when it is no token68).
+    const checked = state.verifier.check(token, requireToken68);
     if (checked instanceof GatewayError) return checked;
     if (checked instanceof Promise) return checked.then((principal) => ({ principal, session: null, token }));
     return { principal: checked, session: null, token };

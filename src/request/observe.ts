@@ -37,8 +37,10 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
   app.addHook('onRequest', (request, reply, done) => {
     const raw = request.raw;
     const id = requestId(raw.headers[REQUEST_ID_HEADER]);
-    // Set on the raw response so that it is sent whoever answers (Fastify or the proxy's writeHead).
-    reply.raw.setHeader(REQUEST_ID_HEADER, id);
+    // Fastify's answers carry it from here; the proxy adds it to the upstream's headers itself.
+    // (Not on the raw response: one header set there before writeHead sends every response
+    // header through setHeader, measured at ~5 % of a proxied request.)
+    void reply.header(REQUEST_ID_HEADER, id);
     const tracing = deps.tracing();
     const ctx: RequestContext = { id, span: tracing === null ? null : tracing.serverSpan(raw.method!, raw.headers), tracing };
     request.observed = ctx;

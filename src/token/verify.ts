@@ -180,8 +180,10 @@ export class TokenVerifier {
    * large or whose signature failed before (returned, not thrown: the 401 path builds no promise
    * and unwinds nothing). Else the promise of the full verification, which rejects with
    * InvalidTokenError (401, with a `reason`) or KeysUnavailableError (503).
+   * `unseen` runs (and may throw) only for a token not found in either cache, before anything
+   * else is done with it.
    */
-  check(token: string): Principal | InvalidTokenError | Promise<Principal> {
+  check(token: string, unseen?: (token: string) => void): Principal | InvalidTokenError | Promise<Principal> {
     // Length first: nothing larger is hashed, parsed or verified.
     if (token.length > this.tokens.maxTokenBytes) return this.refusal(new InvalidTokenError('too_large', `token of ${token.length} bytes`));
     const key = this.cache === null ? null : digest(token);
@@ -194,6 +196,7 @@ export class TokenVerifier {
       const refused = this.refused!.get(key);
       if (refused !== undefined && refused.keys.generation === refused.set) return this.refusal(REFUSED_BEFORE_ERROR);
     }
+    unseen?.(token);
     return this.verifyFresh(token, key);
   }
 

@@ -2,9 +2,9 @@
 // upstream origin, the response written straight into the raw ServerResponse (no intermediate
 // Readable, no redirects followed), transport failures mapped to 502/504.
 //
-// Until the upstream's response headers arrive nothing is written to the client: forward()'s
-// promise rejects with a GatewayError and server.ts's error handler answers as for any other
-// error. Once they arrive the reply is hijacked and the body is piped by hand (with backpressure);
+// Until the upstream's response headers arrive nothing is written to the client: a failure is
+// handed to reply.send() as a GatewayError, and server.ts's error handler answers as for any
+// other error. Once they arrive the reply is hijacked and the body is piped by hand (with backpressure);
 // Fastify's onResponse hooks still run when the raw response finishes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -18,6 +18,8 @@ import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } fr
 import { watchBody } from './body.js';
 import { redirectBases } from './location.js';
 import { upstreamCorsHeaders } from '../http/cors.js';
+import { REQUEST_ID_HEADER } from '../request/id.js';
+import { runInRequest } from '../request/context.js';
 
 /** Per-request state the proxy reads; built by the handler for forward(). */
 export interface ProxyState {
@@ -48,8 +50,12 @@ function hasBody(raw: IncomingMessage): boolean {
 }
 
 export interface Proxy {
-  /** Resolves once the response is being streamed; rejects with a GatewayError before that. */
-  forward(request: FastifyRequest, reply: FastifyReply, state: ProxyState, path: string): Promise<void>;
+  /**
+   * Streams the request and its response; a failure before the response started is answered
+   * through reply.send(GatewayError) (the error handler). Returns nothing to wait for: Fastify
+   * would otherwise chain a promise per request. Throws (synchronously) a body over the limit.
+   */
+  forward(request: FastifyRequest, reply: FastifyReply, state: ProxyState, path: string): void;
   /** Closes the upstream pools (idle keep-alive connections). */
   close(): Promise<void>;
 }
@@ -123,10 +129,8 @@ export function createProxy(opts: ProxyOptions): Proxy {
       // answers checkContinue itself, so nothing was sent before the decision).
       const expect = raw.headers.expect;
       if (stream !== null && expect !== undefined && expect.toLowerCase() === '100-continue') reply.raw.writeContinue();
-      return new Promise<void>((resolve, reject) => {
-        const settle: Settle = { resolve, reject, metrics, retried: !retryable, trace };
-        pool.dispatch(dispatchOpts, new ProxyHandler(pool, dispatchOpts, request, reply, state, settle) as unknown as Dispatcher.DispatchHandler);
-      });
+      const settle: Settle = { fail: (err) => failed(request, reply, err), metrics, retried: !retryable, trace };
+      pool.dispatch(dispatchOpts, new ProxyHandler(pool, dispatchOpts, request, reply, state, settle) as unknown as Dispatcher.DispatchHandler);
     },
     async close() {
       const all = [...byOrigin.values()];
@@ -142,9 +146,19 @@ export function createProxy(opts: ProxyOptions): Proxy {
   };
 }
 
+/**
+ * Answers a failure before the response started, in the request's context (undici calls back
+ * from the connection's): its log lines and spans name the request.
+ */
+function failed(request: FastifyRequest, reply: FastifyReply, err: Error): void {
+  const ctx = request.observed;
+  if (ctx === null) { reply.send(err); return; }
+  runInRequest(ctx, () => reply.send(err));
+}
+
 interface Settle {
-  resolve(): void;
-  reject(err: Error): void;
+  /** The request failed before its response started. */
+  fail(err: Error): void;
   readonly metrics: Metrics;
   /** True once no further attempt may be made. */
   retried: boolean;
@@ -192,7 +206,6 @@ class ProxyHandler {
       // The client left before the upstream answered: drop the response, send nothing.
       this.started = true;
       reply.hijack();
-      this.settle.resolve();
       endTrace(this.settle.trace, statusCode);
       this.abort!(new Error('client closed the connection'));
       return false;
@@ -201,7 +214,9 @@ class ProxyHandler {
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
       { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
     if (state.route.cors !== null) upstreamCorsHeaders(out, res); // the gateway's CORS headers win
-    delete out['x-request-id']; // the gateway's id (set on the response at arrival) is the one returned
+    // The gateway's request id is the one returned, never the upstream's.
+    const id = request.observed?.id;
+    if (id === undefined) delete out[REQUEST_ID_HEADER]; else out[REQUEST_ID_HEADER] = id;
     // An HTTP/1 connection cannot be reused until its request body has been consumed.
     if (!request.raw.complete) out.connection = 'close';
     if (state.setCookies !== null) {
@@ -221,7 +236,6 @@ class ProxyHandler {
     const abort = this.abort!;
     this.onClose = () => { if (!this.done) abort(new Error('client closed the connection')); };
     res.once('close', this.onClose);
-    this.settle.resolve();
     return true;
   }
 
@@ -257,12 +271,12 @@ class ProxyHandler {
       // The rest of the body is unread: answer, then close rather than drain it.
       void reply.header('connection', 'close');
       endTrace(settle.trace, null);
-      settle.reject(state.bodyTooLarge ? new PayloadTooLargeError() : new RequestTimeoutError(`no body bytes for ${state.route.upstream.name}`));
+      settle.fail(state.bodyTooLarge ? new PayloadTooLargeError() : new RequestTimeoutError(`no body bytes for ${state.route.upstream.name}`));
       return;
     }
     const chain = codes(err);
     settle.metrics.upstreamFailure(state.route.upstream.name, err instanceof BadGatewayError ? 'other' : failureKind(chain));
-    if (err instanceof BadGatewayError) { endTrace(settle.trace, null, err); settle.reject(err); return; }
+    if (err instanceof BadGatewayError) { endTrace(settle.trace, null, err); settle.fail(err); return; }
     if (!settle.retried && !res.destroyed && chain.some((c) => CONNECTION_ERRORS.has(c))) {
       settle.retried = true;
       const again = new ProxyHandler(this.pool, this.opts, request, reply, state, settle);
@@ -271,6 +285,6 @@ class ProxyHandler {
     }
     const detail = `upstream ${state.route.upstream.name}: ${chain.join(' < ') || err.message}`;
     endTrace(settle.trace, null, err);
-    settle.reject(chain.some((c) => TIMEOUT_CODES.has(c)) ? new GatewayTimeoutError(detail, err) : new BadGatewayError(detail, err));
+    settle.fail(chain.some((c) => TIMEOUT_CODES.has(c)) ? new GatewayTimeoutError(detail, err) : new BadGatewayError(detail, err));
   }
 }

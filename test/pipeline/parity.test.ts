@@ -45,6 +45,10 @@ const rows: Row[] = [
   { name: 'session on a bearer-only route', method: 'GET', target: '/api/assets', as: 'session', verdict: 'no_credentials' },
   { name: 'a token from no trusted issuer', method: 'GET', target: '/api/assets', headers: { authorization: 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln' }, verdict: 'unknown_issuer' },
   { name: 'public route', method: 'GET', target: '/open/x', verdict: 'allow' },
+  // Only tokens not seen before are scanned for their syntax: these never were.
+  { name: 'a Bearer value that is no token68', method: 'GET', target: '/api/assets', headers: { authorization: 'Bearer a,b' }, verdict: 'invalid_request' },
+  { name: 'a Bearer value with a space in it', method: 'GET', target: '/api/assets', headers: { authorization: 'Bearer abc def' }, verdict: 'invalid_request' },
+  { name: 'another scheme', method: 'GET', target: '/api/assets', headers: { authorization: 'Basic dXNlcjpwYXNz' }, verdict: 'unsupported_scheme' },
 ];
 
 let stack: LoginStack;
