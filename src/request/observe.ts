@@ -45,7 +45,7 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
     const ctx: RequestContext = { id, span: tracing === null ? null : tracing.serverSpan(raw.method!, raw.headers), tracing };
     request.observed = ctx;
     metrics.inFlight(1);
-    reply.raw.once('close', onClose);
+    reply.raw.on('close', onClose); // a response closes once: `on` spares once()'s wrapper
     runInRequest(ctx, done);
   });
 
