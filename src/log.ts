@@ -1,8 +1,10 @@
 // pino options for the whole gateway. We log only objects we build ourselves (never raw request
 // headers), and redaction is the second line of defence: any field that could carry a token,
 // cookie, API key or client secret is censored wherever it appears.
+import fs from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogConfig } from './config/types.js';
+import type { Reason } from './errors.js';
 import { currentRequest } from './request/context.js';
 
 const SECRET_KEYS = [
@@ -86,7 +88,7 @@ export interface Loggers {
   readonly logger: Logger;
   /** The access lines' logger: its level decides whether they are written (info). */
   readonly access: Logger;
-  /** Writes one access line (see accessLineJson) to the access logger's destination. */
+  /** Writes one access line (see accessLineJson) to the access logger's destination; stdout's are kept until written, so `line` must not change after. */
   readonly writeAccess: (line: AccessLine) => void;
   /** Hands the access lines collected so far to the destination (shutdown). */
   readonly flushAccess: () => void;
@@ -100,7 +102,7 @@ export interface Loggers {
 export interface AccessLine {
   requestId?: string | null;
   ip?: string;
-  method: string | null | undefined; path: string | null; route: string; decision: string; reason: string | null;
+  method: string | null | undefined; path: string | null; route: string; decision: string; reason: Reason | null;
   sub: string | null; status: number; ms: number; upgrade?: 'websocket';
 }
 
@@ -111,10 +113,9 @@ const jsonString = (s: string | null | undefined): string =>
 
 let isoMs = 0;
 let isoText = '';
-/** pino's isoTime, made once per millisecond (thousands of lines share one). */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== isoMs) { isoMs = now; isoText = new Date(now).toISOString(); }
+/** pino's isoTime of `ms`, made once per millisecond (lines come in time order and share it). */
+function isoAt(ms: number): string {
+  if (ms !== isoMs) { isoMs = ms; isoText = new Date(ms).toISOString(); }
   return isoText;
 }
 
@@ -122,12 +123,13 @@ function isoNow(): string {
  * One access line, exactly as pino would write it (level, time, service, the fields, msg), built
  * by hand: pino's generic serialisation cost about twice as much per line, on every request.
  */
-export function accessLineJson(l: AccessLine): string {
-  let out = `{"level":30,"time":"${isoNow()}","service":"cdf-auth-gateway"`;
+export function accessLineJson(l: AccessLine, at: number = Date.now()): string {
+  let out = `{"level":30,"time":"${isoAt(at)}","service":"cdf-auth-gateway"`;
   if (l.requestId !== undefined) out += `,"requestId":${jsonString(l.requestId)}`;
   if (l.ip !== undefined) out += `,"ip":${jsonString(l.ip)}`;
-  out += `,"method":${jsonString(l.method)},"path":${jsonString(l.path)},"route":${jsonString(l.route)},"decision":${jsonString(l.decision)}`
-    + `,"reason":${jsonString(l.reason)},"sub":${jsonString(l.sub)},"status":${l.status},"ms":${Number.isFinite(l.ms) ? l.ms : 0}`;
+  // The decision and the reason are codes of the gateway's own (no character needs escaping).
+  out += `,"method":${jsonString(l.method)},"path":${jsonString(l.path)},"route":${jsonString(l.route)},"decision":"${l.decision}"`
+    + `,"reason":${l.reason === null ? 'null' : `"${l.reason}"`},"sub":${jsonString(l.sub)},"status":${l.status},"ms":${Number.isFinite(l.ms) ? l.ms : 0}`;
   if (l.upgrade !== undefined) out += `,"upgrade":"${l.upgrade}"`;
   return out + ',"msg":"request"}\n';
 }
@@ -143,22 +145,41 @@ export function accessLineJson(l: AccessLine): string {
  */
 export const STDOUT_BUFFER = { periodicFlush: 1000 } as const;
 
-interface Writable { write(line: string): unknown }
-
-/** Characters of access lines collected before they are handed to the destination as one string. */
-const BATCH_CHARS = 16_000;
+const SLEEP = new Int32Array(new SharedArrayBuffer(4));
 
 /**
- * Access lines collected in an array and handed to stdout as ONE flat string per ~16 KB (joined
- * once). Appended one by one, sonic-boom would build a 16 KB rope of strings that are themselves
- * concatenations and slices, and writing it costs a flattening and a UTF-8 sizing of that tree:
- * measured on one core, ~10 µs per line, against ~2 µs this way.
+ * Writes all of `buf` to fd synchronously: a partial write continues, EAGAIN (a non-blocking pipe
+ * that is full) waits 1 ms and retries, for up to a second. Any other error (EPIPE, EBADF: no one
+ * reads stdout any more) drops the batch: there is nowhere left to report it.
+ */
+function writeAllSync(fd: number, buf: Buffer): void {
+  let off = 0;
+  let waits = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 1000) return;
+      Atomics.wait(SLEEP, 0, 0, 1);
+    }
+  }
+}
+
+/** Access lines collected before they are written (~16 KB of typical lines). */
+const BATCH_LINES = 48;
+
+/**
+ * Access lines collected as they are (the fields and the time) and, ~48 at a time, formatted in
+ * one loop and handed to stdout as one string. Formatting each line as its request ended cost
+ * ~5 µs of a proxied request, measured on one core (a cold formatter between two requests'
+ * work), against ~0.8 µs per line in a loop; appended one by one to sonic-boom, lines also made it
+ * flatten a 16 KB rope of slices on each write.
  */
 class LineBatch {
-  private lines: string[] = [];
-  private chars = 0;
+  private lines: AccessLine[] = [];
+  private times: number[] = [];
 
-  constructor(private readonly dest: Writable) {
+  constructor(private readonly fd: number) {
     const timer = setInterval(() => this.flush(), STDOUT_BUFFER.periodicFlush);
     timer.unref();
     // One exit listener for every batch, added with the first (importing this module adds none).
@@ -166,18 +187,21 @@ class LineBatch {
     PENDING.add(this);
   }
 
-  push(line: string): void {
+  push(line: AccessLine): void {
     this.lines.push(line);
-    this.chars += line.length;
-    if (this.chars >= BATCH_CHARS) this.flush();
+    this.times.push(Date.now());
+    if (this.lines.length >= BATCH_LINES) this.flush();
   }
 
   flush(): void {
-    if (this.chars === 0) return;
-    const chunk = this.lines.join('');
+    const { lines, times } = this;
+    if (lines.length === 0) return;
     this.lines = [];
-    this.chars = 0;
-    this.dest.write(chunk);
+    this.times = [];
+    const text: string[] = [];
+    for (let i = 0; i < lines.length; i++) text.push(accessLineJson(lines[i]!, times[i]));
+    // Straight to the descriptor: sonic-boom would measure the 16 KB string twice around the write.
+    writeAllSync(this.fd, Buffer.from(text.join('')));
   }
 }
 
@@ -189,8 +213,8 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   const access = pino(common, dest);
   // A caller's own destination (tests, embedding) gets each line as it is made.
-  const batch = destination === undefined ? new LineBatch(dest) : null;
-  const emit = batch === null ? (line: string) => { dest.write(line); } : (line: string) => batch.push(line);
+  const batch = destination === undefined ? new LineBatch(1) : null;
+  const emit = batch === null ? (line: AccessLine) => { dest.write(accessLineJson(line)); } : (line: AccessLine) => batch.push(line);
   return {
     logger: pino({
       ...common,
@@ -199,7 +223,7 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
       mixin: requestFields,
     }, dest),
     access,
-    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(accessLineJson(line)); },
+    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(line); },
     flushAccess: () => { batch?.flush(); },
   };
 }

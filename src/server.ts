@@ -29,6 +29,7 @@ import { SocketRegistry } from './http/sockets.js';
 import { upgradeHandler } from './http/upgrade.js';
 import { decideUpgrade } from './http/upgrade-decide.js';
 import { observeRequests } from './request/observe.js';
+import { setContextReach } from './request/context.js';
 import { startTracing, type ActiveTracing } from './tracing.js';
 import { startupSummary } from './startup.js';
 
@@ -85,6 +86,7 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
   const { logger, access, writeAccess, flushAccess } = createLoggers(config.log, opts.logStream);
+  setContextReach(config.log.requestContext, config.tracing !== null);
   const metrics = createMetrics();
   const sockets = new SocketRegistry({ clock, metrics });
   // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
@@ -153,6 +155,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       holder.current = state;
       accessLog = next.log.accessLog;
       logger.level = next.log.level;
+      setContextReach(next.log.requestContext, false);
       access.level = next.log.level;
       metrics.configReload('ok');
       logger.info({ routes: next.routes.length, issuers: next.issuers.length }, 'configuration reloaded');

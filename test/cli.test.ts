@@ -112,6 +112,20 @@ t.test('collected access lines reach stdout whole and in order: the periodic wri
   t.same(paths, ['/written-within-a-second', '/before-the-crash'], 'both lines, in order, each whole');
 });
 
+t.test('a collected access line keeps the time its request ended, not the time it was written', async (t) => {
+  const script = `
+    import { createLoggers } from ${JSON.stringify(join(process.cwd(), 'dist/log.js'))};
+    const { writeAccess } = createLoggers({ level: 'info' });
+    Date.now = () => Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    writeAccess({ method: 'GET', path: '/ended-then', route: '-', decision: 'allow', reason: null, sub: null, status: 200, ms: 1 });
+    Date.now = () => Date.UTC(2026, 0, 2, 3, 9, 0, 0); // written at exit, five minutes "later"
+    process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim()) as { time: string; path: string };
+  t.same([line.path, line.time], ['/ended-then', '2026-01-02T03:04:05.678Z']);
+});
+
 t.test('buffered log lines are written out when the process dies of an uncaught exception', async (t) => {
   const script = `
     import { createLoggers } from ${JSON.stringify(join(process.cwd(), 'dist/log.js'))};

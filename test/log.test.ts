@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Writable } from 'node:stream';
-import { createLoggers, describeError, errSerializer } from '../src/log.js';
-import { runInRequest } from '../src/request/context.js';
+import { createLoggers, describeError, errSerializer, type AccessLine } from '../src/log.js';
+import { hasAsyncContextFrame, runInRequest, setContextReach } from '../src/request/context.js';
 
 function fetchFailure(): Error {
   const sys = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4000'), { code: 'ECONNREFUSED', syscall: 'connect' });
@@ -28,21 +28,29 @@ t.test('describeError: one line down the cause chain', async (t) => {
   t.equal(describeError(Object.assign(new Error('boom'), { code: 'E_X' })), 'boom (E_X)');
 });
 
-t.test('log lines written inside a request carry its id; others do not', async (t) => {
+t.test('log lines written inside a request carry its id (after an await too, with the reach on); others do not', async (t) => {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({ write(c: Buffer, _e, cb) { for (const l of c.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
   const { logger } = createLoggers({ level: 'info' }, stream);
   logger.info('outside');
+  await runInRequest({ id: 'req-0', span: null, tracing: null }, async () => {
+    logger.info('inside, synchronously');
+    await new Promise((r) => setImmediate(r));
+    logger.info('after an await, the reach off');
+  });
+  setContextReach('always', false); // log.requestContext: always (also what Node 24 and tracing do)
   await runInRequest({ id: 'req-1', span: null, tracing: null }, async () => {
     await new Promise((r) => setImmediate(r));
     logger.warn({ err: fetchFailure() }, 'inside, after an await');
   });
   logger.info('outside again');
-  t.equal(lines.length, 3);
+  t.equal(lines.length, 5);
   t.equal(lines[0]!.requestId, undefined);
-  t.equal(lines[1]!.requestId, 'req-1');
-  t.equal((lines[1]!.err as { cause: { code: string } }).cause.code, 'ECONNREFUSED');
-  t.equal(lines[2]!.requestId, undefined);
+  t.equal(lines[1]!.requestId, 'req-0');
+  t.equal(lines[2]!.requestId, hasAsyncContextFrame() ? 'req-0' : undefined, 'without AsyncContextFrame, by default: no id, never another');
+  t.equal(lines[3]!.requestId, 'req-1');
+  t.equal((lines[3]!.err as { cause: { code: string } }).cause.code, 'ECONNREFUSED');
+  t.equal(lines[4]!.requestId, undefined);
 });
 
 t.test('access lines: written by hand, read back exactly as pino writes the same fields', async (t) => {
@@ -51,10 +59,10 @@ t.test('access lines: written by hand, read back exactly as pino writes the same
   const pinoLines: string[] = [];
   const reference = pino({ base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime },
     { write: (l: string) => { pinoLines.push(l); } });
-  const lines = [
+  const lines: AccessLine[] = [
     { requestId: 'id-1', ip: '127.0.0.1', method: 'GET', path: '/api/v1/x', route: 'cdf', decision: 'allow', reason: null, sub: 'u', status: 200, ms: 1.25 },
     { requestId: 'quote " and \\ back', ip: '::1', method: 'POST', path: '/é/\u0001/\ud800/"x"', route: '-', decision: 'deny', reason: 'no_rule', sub: 'ü\n', status: 403, ms: 0 },
-    { requestId: null, ip: '10.0.0.1', method: null, path: null, route: '-', decision: 'not_found', reason: 'not_found', sub: null, status: 404, ms: 12 },
+    { requestId: null, ip: '10.0.0.1', method: null, path: null, route: '-', decision: 'not_found', reason: 'no_route', sub: null, status: 404, ms: 12 },
     { method: 'GET', path: '/ws', route: 'app', decision: 'allow', reason: null, sub: 's', status: 101, ms: 3, upgrade: 'websocket' as const },
   ];
   for (const l of lines) {

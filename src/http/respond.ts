@@ -67,6 +67,8 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger, pages
   // Synchronous unless a page is rendered: an API client's refusal builds no promise.
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
     const outcome = request.outcome ?? newOutcome(request);
+    // Named here: an error met after an await may arrive outside the request's context.
+    const requestId = request.observed?.id;
     let gw: GatewayError;
     if (err instanceof GatewayError) {
       gw = err;
@@ -74,12 +76,12 @@ export function installErrorHandling(app: FastifyInstance, logger: Logger, pages
       gw = new GatewayError(err.statusCode, 'Bad request', { detail: err.message });
     } else {
       gw = new GatewayError(500, 'Internal error', { detail: err.message });
-      logger.error({ err, route: outcome.route }, 'unexpected error');
+      logger.error({ requestId, err, route: outcome.route }, 'unexpected error');
     }
     if (outcome.decision === 'pending') outcome.decision = decisionFor(gw.status);
     outcome.reason = gw.code;
-    if (gw.status >= 500 && gw.detail) logger.warn({ route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request failed');
-    else if (gw.detail && logger.isLevelEnabled('debug')) logger.debug({ route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request refused');
+    if (gw.status >= 500 && gw.detail) logger.warn({ requestId, route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request failed');
+    else if (gw.detail && logger.isLevelEnabled('debug')) logger.debug({ requestId, route: outcome.route, status: gw.status, reason: gw.code, detail: gw.detail }, 'request refused');
     // People get a page, API clients CDF's JSON (DESIGN: "Browsers see pages").
     if (pages !== null && wantsPage(request.raw.headers, gw.status, isLoginEndpoint(outcome.path))) {
       const raw = request.raw;

@@ -1,6 +1,15 @@
 // The request a piece of code runs for, without threading it through every signature: the log
-// mixin reads the request id from here and tracing the parent span. One AsyncLocalStorage.run per
-// request (entered in the onRequest hook); code outside any request sees undefined.
+// mixin reads the request id from here and tracing the parent span. Entered once per request (the
+// onRequest hook); code outside any request sees undefined.
+//
+// How far the context reaches depends on what it costs. AsyncLocalStorage follows a request into
+// everything it awaits (a JWKS fetch, token/inspect, a session refresh), and on Node 24 it rides
+// on AsyncContextFrame at almost no cost. Before Node 24 it works through async_hooks, which then
+// run for every promise and async resource of the process: measured on Node 20, one core, ~20 %
+// of a proxied request. So there, unless `log.requestContext: always` or tracing asks for it, the
+// context covers the request's synchronous part only (where a cached token is decided and the
+// request forwarded; the error handler re-enters it), and lines logged by asynchronous work
+// carry no request id rather than a wrong one.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ActiveTracing, Span } from '../tracing.js';
 
@@ -11,13 +20,50 @@ export interface RequestContext {
   readonly tracing: ActiveTracing | null;
 }
 
-const storage = new AsyncLocalStorage<RequestContext>();
+export type RequestContextMode = 'auto' | 'always';
 
-export function currentRequest(): RequestContext | undefined {
-  return storage.getStore();
+/** Whether AsyncLocalStorage runs on AsyncContextFrame (Node ≥ 24 unless turned off, or 22/23 with the flag). */
+export function hasAsyncContextFrame(version = process.versions.node, flags: readonly string[] = nodeFlags()): boolean {
+  if (flags.includes('--no-async-context-frame')) return false;
+  return Number(version.split('.')[0]) >= 24 || flags.includes('--experimental-async-context-frame');
 }
 
-/** Runs fn (and everything it awaits) as part of the request ctx. */
+function nodeFlags(): string[] {
+  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+}
+
+const storage = new AsyncLocalStorage<RequestContext>();
+const CHEAP = hasAsyncContextFrame();
+let follows = CHEAP;
+/** The context of the synchronous section running now (when contexts do not follow awaits). */
+let section: RequestContext | undefined;
+
+/**
+ * Whether contexts follow asynchronous work: always with AsyncContextFrame, with `always`, or
+ * with tracing (a span's children need their parent). Turned on, it stays on for the process
+ * (async_hooks, once installed, are not worth removing).
+ */
+export function setContextReach(mode: RequestContextMode, tracing: boolean): void {
+  follows ||= CHEAP || mode === 'always' || tracing;
+}
+
+/** Whether contexts follow asynchronous work in this process (see setContextReach). */
+export function contextFollowsAwaits(): boolean {
+  return follows;
+}
+
+export function currentRequest(): RequestContext | undefined {
+  return follows ? storage.getStore() : section;
+}
+
+/** Runs fn as part of the request ctx: with everything it awaits, or its synchronous part only (see above). */
 export function runInRequest<T>(ctx: RequestContext, fn: () => T): T {
-  return storage.run(ctx, fn);
+  if (follows) return storage.run(ctx, fn);
+  const outer = section;
+  section = ctx;
+  try {
+    return fn();
+  } finally {
+    section = outer;
+  }
 }

@@ -90,22 +90,24 @@ export class IssuerKeys {
   }
 
   /**
-   * The keys to try for a token (usually exactly one). Throws KeysUnavailableError when the
-   * issuer has no usable key set, InvalidTokenError('unknown_kid') when no key matches even
-   * after the refetch the policy allows.
+   * The keys to try for a token (usually exactly one): at once from a current key set, or the
+   * promise of them when the policy makes this token wait for a fetch. Throws (or rejects with)
+   * KeysUnavailableError when the issuer has no usable key set, InvalidTokenError('unknown_kid')
+   * when no key matches even after the refetch the policy allows.
    */
-  async keysFor(alg: string, kid: string | undefined): Promise<readonly KeyEntry[]> {
-    let found = this.candidates(alg, kid);
-    let { usable, refresh } = decide(this.state(), this.deps.clock(), this.policy, found.length > 0);
-    if (refresh === 'background') {
-      void this.refresh();
-    } else if (refresh === 'await') {
+  keysFor(alg: string, kid: string | undefined): readonly KeyEntry[] | Promise<readonly KeyEntry[]> {
+    const found = this.candidates(alg, kid);
+    const { usable, refresh } = decide(this.state(), this.deps.clock(), this.policy, found.length > 0);
+    if (refresh === 'await') {
       // A kid missing from a usable set is what the cooldown guards against (a flood of made-up kids).
-      await this.refresh(usable ? 'unknown-kid' : 'routine');
       // Judged again after the fetch, but never a second fetch for one request.
-      found = this.candidates(alg, kid);
-      usable = this.isUsable();
+      return this.refresh(usable ? 'unknown-kid' : 'routine').then(() => this.chosen(alg, kid, this.candidates(alg, kid), this.isUsable()));
     }
+    if (refresh === 'background') void this.refresh();
+    return this.chosen(alg, kid, found, usable);
+  }
+
+  private chosen(alg: string, kid: string | undefined, found: KeyEntry[], usable: boolean): readonly KeyEntry[] {
     if (!usable) {
       throw new KeysUnavailableError(`${this.issuer}: no usable key set (${this.lastError ?? 'never fetched'})`);
     }

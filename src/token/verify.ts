@@ -202,7 +202,12 @@ export class TokenVerifier {
 
   /** check(), always as a promise. */
   verify(token: string): Promise<Principal> {
-    const r = this.check(token);
+    let r: Principal | InvalidTokenError | Promise<Principal>;
+    try {
+      r = this.check(token);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return r instanceof Promise ? r : r instanceof InvalidTokenError ? Promise.reject(r) : Promise.resolve(r);
   }
 
@@ -211,16 +216,33 @@ export class TokenVerifier {
     return err;
   }
 
-  private async verifyFresh(token: string, key: string | null): Promise<Principal> {
+  /**
+   * A first-seen token: synchronous when nothing has to wait (a current key set, signatures
+   * checked inline), its refusal returned (InvalidTokenError) or thrown (KeysUnavailableError);
+   * else a promise.
+   */
+  private verifyFresh(token: string, key: string | null): Principal | InvalidTokenError | Promise<Principal> {
+    // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
+    if (activeSpan() !== null) return this.settled(withSpan('verify token', async () => this.verifyUncached(token, key)));
+    let r: Principal | Promise<Principal>;
     try {
-      // A span only for first-seen tokens (the crypto); no closure is built with tracing off.
-      const principal = await (activeSpan() === null ? this.verifyUncached(token, key) : withSpan('verify token', () => this.verifyUncached(token, key)));
-      this.metrics.tokenVerification('valid');
-      return principal;
+      r = this.verifyUncached(token, key);
     } catch (err) {
       this.metrics.tokenVerification(outcomeOf(err));
+      if (err instanceof InvalidTokenError) return err;
       throw err;
     }
+    if (r instanceof Promise) return this.settled(r);
+    this.metrics.tokenVerification('valid');
+    return r;
+  }
+
+  /** Counts the outcome of a verification that had to wait. */
+  private settled(p: Promise<Principal>): Promise<Principal> {
+    return p.then(
+      (principal) => { this.metrics.tokenVerification('valid'); return principal; },
+      (err: unknown) => { this.metrics.tokenVerification(outcomeOf(err)); throw err; },
+    );
   }
 
   /** Entries in the cache and their estimated bytes (for tests and benchmarks). */
@@ -238,7 +260,8 @@ export class TokenVerifier {
     return null;
   }
 
-  private async verifyUncached(token: string, cacheKey: string | null): Promise<Principal> {
+  /** Throws what refuses the token; a promise only when the keys or the signature make it wait. */
+  private verifyUncached(token: string, cacheKey: string | null): Principal | Promise<Principal> {
     // 1. Exactly three non-empty base64url parts.
     const dot1 = token.indexOf('.');
     const dot2 = dot1 < 0 ? -1 : token.indexOf('.', dot1 + 1);
@@ -266,9 +289,18 @@ export class TokenVerifier {
     if (kid !== undefined && typeof kid !== 'string') throw new InvalidTokenError('malformed', 'kid is not a string');
 
     // 4. Key and signature over the ASCII bytes of header.payload: the last check.
-    const candidates = await issuer.keys.keysFor(alg, kid);
-    const key = this.checker.check(spec, candidates, token, dot2, sigPart);
-    const found = key instanceof Promise ? await key : key;
+    const keys = issuer.keys.keysFor(alg, kid);
+    const signed = (candidates: readonly KeyEntry[]): Principal | Promise<Principal> => {
+      const key = this.checker.check(spec, candidates, token, dot2, sigPart);
+      return key instanceof Promise
+        ? key.then((found) => this.accepted(found, candidates, claims, issuer, cacheKey))
+        : this.accepted(key, candidates, claims, issuer, cacheKey);
+    };
+    return keys instanceof Promise ? keys.then(signed) : signed(keys);
+  }
+
+  /** The principal of a token whose signature `found` verified (undefined: none did), cached. */
+  private accepted(found: KeyEntry | undefined, candidates: readonly KeyEntry[], claims: JWTPayload, issuer: IssuerRuntime, cacheKey: string | null): Principal {
     if (found === undefined) {
       if (cacheKey !== null && candidates.length > 0) this.refused!.set(cacheKey, { keys: issuer.keys, set: issuer.keys.generation });
       throw new InvalidTokenError('signature', 'signature does not verify');

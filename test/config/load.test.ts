@@ -56,7 +56,7 @@ t.test('fills in every default', async (t) => {
       keepAliveTimeoutMs: 72000, shutdownTimeoutMs: 10000, bodyIdleTimeoutMs: 30000,
     },
     admin: { host: '127.0.0.1', port: 9090 },
-    log: { level: 'info', accessLog: true },
+    log: { level: 'info', accessLog: true, requestContext: 'auto' },
     issuers: [{ issuer: 'https://idp.example', jwksUri: null, audiences: ['https://cdf.example'], algorithms: ['RS256'], ...ISSUER_DEFAULTS }],
     tokens: {
       jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000, jwksMaxBytes: 1048576,
@@ -404,13 +404,13 @@ t.test('server, admin, log', async (t) => {
   const c = parse(cfg({
     server: { host: '::1', port: 8443, trustedProxies: ['10.0.0.0/8', '192.0.2.1', 'fd00::/8', '::1'], maxBodyBytes: 1048576 },
     admin: { host: '0.0.0.0', port: 0 },
-    log: { level: 'debug', accessLog: false },
+    log: { level: 'debug', accessLog: false, requestContext: 'always' },
   }));
   t.equal(c.server.publicUrl, 'http://[::1]:8443', 'default publicUrl from host and port');
   t.strictSame(c.server.trustedProxies, ['10.0.0.0/8', '192.0.2.1', 'fd00::/8', '::1']);
   t.equal(c.server.maxBodyBytes, 1048576);
   t.strictSame(c.admin, { host: '0.0.0.0', port: 0 });
-  t.strictSame(c.log, { level: 'debug', accessLog: false });
+  t.strictSame(c.log, { level: 'debug', accessLog: false, requestContext: 'always' });
   t.equal(parse(cfg({ server: { publicUrl: 'https://GW.example/' } })).server.publicUrl, 'https://gw.example', 'stored as an origin');
 
   oneProblem(t, cfg({ server: { port: 65536 } }), 'server.port', '65536 must be between 0 and 65535');
@@ -429,6 +429,7 @@ t.test('server, admin, log', async (t) => {
   t.equal(parse(cfg({ server: { port: 0 }, admin: { port: 0 } })).admin.port, 0, 'two ephemeral ports never clash');
   oneProblem(t, cfg({ log: { level: 'verbose' } }), 'log.level', /must be one of fatal/);
   oneProblem(t, cfg({ log: { accessLog: 'yes' } }), 'log.accessLog', '"yes" must be true or false');
+  oneProblem(t, cfg({ log: { requestContext: 'sometimes' } }), 'log.requestContext', /must be one of auto, always/);
   oneProblem(t, cfg({ server: [] }), 'server', 'must be a mapping');
 });
 

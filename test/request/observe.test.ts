@@ -7,18 +7,19 @@ import { startJwksServer } from '../fixtures/jwks-server.js';
 import { TestClock, claims, generateKey, mint } from '../fixtures/tokens.js';
 import { startUpstream } from '../fixtures/upstream.js';
 import { startGateway, secret } from '../fixtures/gateway.js';
+import { contextFollowsAwaits, hasAsyncContextFrame } from '../../src/request/context.js';
 
 const AUD = 'https://cdf.test';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
-async function setup(t: Test, opts: { jwksMode?: 'refused'; upstreams?: Record<string, unknown>; routes?: unknown[]; clock?: TestClock } = {}) {
+async function setup(t: Test, opts: { jwksMode?: 'refused'; upstreams?: Record<string, unknown>; routes?: unknown[]; clock?: TestClock; requestContext?: 'auto' | 'always' } = {}) {
   const key = await generateKey('RS256', 'k1');
   const jwks = await startJwksServer({ keys: [key.jwk] });
   if (opts.jwksMode) await jwks.setMode(opts.jwksMode);
   const up = await startUpstream();
   t.teardown(async () => { await up.close(); await jwks.close(); });
   const gw = await startGateway(t, {
-    log: { level: 'info' },
+    log: { level: 'info', ...(opts.requestContext ? { requestContext: opts.requestContext } : {}) },
     issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: [AUD] }],
     upstreams: { app: { url: up.url, credentials: { type: 'user-token' } }, ...opts.upstreams },
     routes: opts.routes ?? [{ prefix: '/', upstream: 'app', allow: [{}] }],
@@ -84,22 +85,36 @@ t.test('the access line: refusal reason at info, client ip, status', async (t) =
   t.match(m, /cdf_gateway_requests_in_flight 0/, 'nothing in flight once answered');
 });
 
-t.test('a JWKS failure is logged with its cause, on the line of the request that met it', async (t) => {
+/** A request whose unknown `kid` triggers a JWKS refetch that fails; the log lines it left. */
+async function jwksFailure(t: Test, requestContext: 'auto' | 'always', id: string) {
   const clock = new TestClock();
-  const { jwks, gw } = await setup(t, { clock });
+  const { jwks, gw } = await setup(t, { clock, requestContext });
   await gw.gateway.state.verifier.warmUp();
   await jwks.setMode('refused');
   clock.advance(60_000); // past the refetch cooldown
   // A key the gateway has not seen: the request triggers a refetch, which fails.
   const rotated = await generateKey('RS256', 'k2');
   const token = secret(await mint(claims(jwks.issuer, AUD, clock.now), { key: rotated }));
-  const res = await fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'jwks-down-1' } });
+  const res = await fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': id } });
   t.equal(res.status, 401);
   const failures = gw.entries().filter((e) => e.msg === 'JWKS fetch failed');
   t.equal(failures.length, 1);
   t.match(JSON.stringify(failures[0]!.err), /ECONNREFUSED/, 'the socket error survives (was "err":{})');
-  t.equal(failures[0]!.requestId, 'jwks-down-1', 'the fetch the request triggered names it');
-  t.match(accessLines(gw.entries()).at(-1), { requestId: 'jwks-down-1', status: 401, reason: 'unknown_kid' });
+  t.match(accessLines(gw.entries()).at(-1), { requestId: id, status: 401, reason: 'unknown_kid' });
+  return failures[0]!;
+}
+
+// In this order: once a gateway of the process has turned `always` on, contexts follow awaits for good.
+t.test('requestContext auto: the JWKS failure names the request where AsyncLocalStorage is cheap (Node 24), else no request', async (t) => {
+  t.equal(contextFollowsAwaits(), hasAsyncContextFrame(), 'auto follows awaits exactly when AsyncContextFrame is there');
+  const line = await jwksFailure(t, 'auto', 'jwks-down-auto');
+  t.equal(line.requestId, hasAsyncContextFrame() ? 'jwks-down-auto' : undefined, 'never another request\'s id');
+});
+
+t.test('requestContext always: a JWKS failure is logged with its cause, on the line of the request that met it', async (t) => {
+  const line = await jwksFailure(t, 'always', 'jwks-down-1');
+  t.equal(line.requestId, 'jwks-down-1', 'the fetch the request triggered names it');
+  t.ok(contextFollowsAwaits());
 });
 
 t.test('upstream failures are counted by kind: refused, reset, timeout', async (t) => {

@@ -62,4 +62,9 @@ export const logSchema = object({
   level: withDefault(oneOf(LOG_LEVELS), 'info' as const),
   /** One log line per request. */
   accessLog: withDefault(bool(), true),
+  /**
+   * always: lines logged by a request's asynchronous work (JWKS fetches, token/inspect, refreshes)
+   * name it on every Node version; auto: on Node 24 or with tracing (src/request/context.ts).
+   */
+  requestContext: withDefault(oneOf(['auto', 'always'] as const), 'auto' as const),
 });
