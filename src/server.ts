@@ -86,7 +86,7 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
   const clock = opts.clock ?? systemClock;
   const { logger, access, writeAccess, flushAccess } = createLoggers(config.log, opts.logStream);
-  setContextReach(config.log.requestContext, config.tracing !== null);
+  setContextReach(config.log.requestContext, false);
   const metrics = createMetrics();
   const sockets = new SocketRegistry({ clock, metrics });
   // A revoked session (logout, a new login, a refused refresh) closes its WebSockets too.
@@ -130,6 +130,8 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       // Tracing first (its SDK loads only when configured), then Redis: loading node-redis blocks the
       // event loop long enough to time out a JWKS fetch started alongside it.
       tracing = await startTracing(config.tracing, opts.spanExporter);
+      // Spans need their parent across awaits (a verification, then the upstream call).
+      if (tracing !== null) setContextReach(config.log.requestContext, true);
       await holder.current.login?.ready;
       await holder.current.shared.ready;
       void holder.current.verifier.warmUp();
