@@ -79,7 +79,6 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
   });
   const own = ownInstruments(registry);
 
-
   return {
     registry,
     request(route, status, decision) {

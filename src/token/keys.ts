@@ -124,16 +124,16 @@ export class IssuerKeys {
     return decide(this.state(), this.deps.clock(), this.policy, true).usable;
   }
 
-  /**
-   * For a verified-token cache hit: true when `entry` is still in the current key set and the
-   * set is usable. Starts a background refresh when the policy says so (so an issuer whose
-   * tokens are all served from cache still gets its keys refreshed).
-   */
   /** The current key set's identity: a new object whenever a fetch installs different keys. */
   get generation(): object {
     return this.current;
   }
 
+  /**
+   * For a verified-token cache hit: true when `entry` is still in the current key set and the
+   * set is usable. Starts a background refresh when the policy says so (so an issuer whose
+   * tokens are all served from cache still gets its keys refreshed).
+   */
   stillValid(entry: KeyEntry): boolean {
     if (!this.current.has(entry)) return false;
     const d = decide(this.state(), this.deps.clock(), this.policy, true);
