@@ -6,7 +6,9 @@
 // or X-Original-Method + X-Original-URI (nginx), believed only from server.trustedProxies.
 // Without them only authentication is checked. A browser without a session on a `login:` route
 // gets 302 to the login when asked Traefik-style (those front ends pass the answer on); asked
-// nginx-style it gets 401, which the nginx recipe turns into the login redirect.
+// nginx-style it gets 401 with the login URL in X-Auth-Login-Url (auth_request passes on only
+// 2xx, 401 and 403), which the nginx recipe redirects to: the gateway encodes the page's URI
+// there, which nginx cannot.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { BadRequestError, InsufficientScopeError } from '../errors.js';
@@ -18,6 +20,8 @@ import { isPreflight, originAllowed, OriginNotAllowedError, preflightHeaders } f
 import { newOutcome, refuse } from '../http/respond.js';
 
 const METHOD = /^[A-Z]{1,16}$/;
+/** The login URL on an nginx-style 401 for a browser on a `login:` route. */
+export const LOGIN_URL_HEADER = 'x-auth-login-url';
 
 interface Forwarded { method: string; uri: string; traefik: boolean }
 
@@ -75,7 +79,7 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
         headers: raw.headers,
         rawHeaders: raw.rawHeaders,
         httpVersion: raw.httpVersion,
-        loginReturn: fwd !== null && fwd.traefik ? returnUrl(raw.headers, fwd.uri) : null,
+        loginReturn: fwd === null ? null : fwd.traefik ? returnUrl(raw.headers, fwd.uri) : fwd.uri,
       });
       if (v.path !== null) outcome.path = v.path;
       if (v.route !== null) outcome.route = `/auth/verify ${v.route.id}`;
@@ -84,6 +88,12 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
       if (!v.ok) {
         // The front end asked about a URI no route serves: not ours to allow.
         const refusal: Refused = v.error.code === 'no_route' ? { ...v, error: new InsufficientScopeError('no_route') } : v;
+        if (refusal.location !== null && fwd !== null && !fwd.traefik) {
+          // nginx would turn a 302 into 500: the 401 carries where its error_page sends the browser.
+          outcome.decision = 'login_redirect';
+          void reply.header(LOGIN_URL_HEADER, refusal.location);
+          return refuse(reply, { ...refusal, location: null });
+        }
         return refuse(reply, refusal);
       }
       outcome.decision = v.route !== null && v.principal === null ? 'public' : 'allow';

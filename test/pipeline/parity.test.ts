@@ -116,7 +116,7 @@ t.test('every entry point reaches the same verdict', async (t) => {
   }
 });
 
-t.test('forward-auth: a browser without a session is sent to log in (Traefik-style), nginx-style gets 401', async (t) => {
+t.test('forward-auth: a browser without a session is sent to log in (Traefik-style), nginx-style gets 401 naming the login URL', async (t) => {
   const html = { accept: 'text/html' };
   const traefik = await fetch(`${stack.base}/auth/verify`, {
     redirect: 'manual',
@@ -127,11 +127,26 @@ t.test('forward-auth: a browser without a session is sent to log in (Traefik-sty
   t.equal(loc.origin + loc.pathname, `${stack.base}/auth/login`);
   t.equal(loc.searchParams.get('project'), 'demo');
   t.equal(loc.searchParams.get('redirect'), 'http://127.0.0.1:1234/app/page?q=1');
-  const nginx = await fetch(`${stack.base}/auth/verify`, { redirect: 'manual', headers: { ...html, 'x-original-method': 'GET', 'x-original-uri': '/app/page' } });
+  t.equal(traefik.headers.get('x-auth-login-url'), null, 'Traefik-style: the 302 itself');
+  const nginx = await fetch(`${stack.base}/auth/verify`, { redirect: 'manual', headers: { ...html, 'x-original-method': 'GET', 'x-original-uri': '/app/page?a=1&b=x%20y' } });
   t.equal(nginx.status, 401);
+  t.equal(nginx.headers.get('location'), null);
+  t.match(nginx.headers.get('content-type'), /^text\/html/, 'the 401 page a browser gets (the recipe answers with its redirect instead)');
+  const url = new URL(nginx.headers.get('x-auth-login-url')!);
+  t.equal(url.origin + url.pathname, `${stack.base}/auth/login`, 'the login URL rides on the 401');
+  t.equal(url.searchParams.get('project'), 'demo');
+  t.equal(url.searchParams.get('redirect'), '/app/page?a=1&b=x%20y', 'every query parameter of the page, encoded once');
   const line = stack.gw.entries().filter((e) => e.msg === 'request').pop()!;
   t.equal(line.method, 'GET', 'the access line records the forwarded method');
   t.equal(line.path, '/app/page', 'and the forwarded path');
+  t.equal(line.decision, 'login_redirect');
+  // Not a browser, or not a page: 401 without a login URL.
+  const api = await fetch(`${stack.base}/auth/verify`, { headers: { accept: 'application/json', 'x-original-method': 'GET', 'x-original-uri': '/app/page' } });
+  t.equal(api.status, 401);
+  t.equal(api.headers.get('x-auth-login-url'), null, 'an API client gets no login URL');
+  const post = await fetch(`${stack.base}/auth/verify`, { headers: { ...html, 'x-original-method': 'POST', 'x-original-uri': '/app/page' } });
+  t.equal(post.status, 401);
+  t.equal(post.headers.get('x-auth-login-url'), null, 'nor a form POST');
 });
 
 t.test('forward-auth: forwarded headers are believed only from trusted proxies; one of a pair is 400', async (t) => {
