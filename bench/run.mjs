@@ -34,7 +34,7 @@ if (argv.help) {
   console.log(`usage: node bench/run.mjs [options]          (npm run bench = build, then this)
   --quick            1 round, 3 s per target, 1 s warm-up (about 4 minutes with the memory rows)
   --duration S       measured seconds per target and round (BENCH_DURATION, default 10)
-  --warmup S         unmeasured seconds before each measurement (BENCH_WARMUP, default 2)
+  --warmup S         unmeasured seconds before each measurement, four times that for a fresh process's first (BENCH_WARMUP, default 2)
   --rounds N         rounds, targets in rotating order (BENCH_ROUNDS, default 3)
   --connections N    keep-alive connections (BENCH_CONNECTIONS, default 50)
   --pool N           distinct tokens for the first-seen rows and the RSS rows (BENCH_POOL, default 100000)
@@ -118,50 +118,85 @@ async function main() {
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   const expectedBody = await (await fetch(`${upstreamUrl}${API_PATH}`)).text();
   const helperEnv = { UPSTREAM_URL: upstreamUrl, PROXY_PREFIX: API_PREFIX.replace(/\/$/, '') };
-  const bare = await startHelper(path.join(HERE, 'bare-proxy.mjs'), helperEnv, { cpu: sutCpu });
   const want = (id) => !opts.only.length || opts.only.includes(id) || id === 'bare' || (id === 'bare-pool' && opts.only.some((o) => o.endsWith(':first')));
-  const engine = want('engine') ? await startHelper(path.join(HERE, 'bare-undici.mjs'), helperEnv, { cpu: sutCpu }) : null;
-
-  const gateways = {};
-  for (const g of GATEWAYS) {
-    if (!['cached', 'first', '401'].some((p) => want(`${g.id}:${p}`))) continue;
-    try {
-      gateways[g.id] = await startGateway({
-        name: g.id, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl,
-        heapMb: g.heapMb, accessLog: g.accessLog, cpu: sutCpu,
-      });
-    } catch (err) { problems.push(`${g.id}: ${err.message}`); }
+  /**
+   * The processes under test, started afresh for every round: V8's optimisation decisions differ
+   * from one process to the next (measured: ~3 % of one process's CPU in the runtime's slow paths
+   * where another's had none, same build, same load), so rounds of one process would carry its luck.
+   */
+  async function startProcs(r) {
+    const procs = { bare: await startHelper(path.join(HERE, 'bare-proxy.mjs'), helperEnv, { cpu: sutCpu }) };
+    if (want('engine')) procs.engine = await startHelper(path.join(HERE, 'bare-undici.mjs'), helperEnv, { cpu: sutCpu });
+    for (const g of GATEWAYS) {
+      if (!['cached', 'first', '401'].some((p) => want(`${g.id}:${p}`))) continue;
+      try {
+        procs[g.id] = await startGateway({
+          name: `${g.id}-r${r + 1}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl,
+          heapMb: g.heapMb, accessLog: g.accessLog, cpu: sutCpu,
+        });
+      } catch (err) { problems.push(`${g.id}, round ${r + 1}: ${err.message}`); }
+    }
+    for (const p of Object.values(procs)) {
+      if (pinned && affinityOf(p.pid) !== String(sutCpu)) problems.push(`pid ${p.pid} runs on CPUs ${affinityOf(p.pid)}, not ${sutCpu}`);
+    }
+    return procs;
   }
-  for (const p of [bare, engine, ...Object.values(gateways)].filter(Boolean)) {
-    if (pinned && affinityOf(p.pid) !== String(sutCpu)) problems.push(`pid ${p.pid} runs on CPUs ${affinityOf(p.pid)}, not ${sutCpu}`);
+  async function stopProcs(procs) {
+    for (const [id, p] of Object.entries(procs)) {
+      if (!GATEWAYS.some((g) => g.id === id)) { await stopChild(p.child); continue; }
+      const err = fs.existsSync(p.errPath) ? fs.statSync(p.errPath).size : 0;
+      if (!p.running()) problems.push(`${p.name} exited during the run:\n${p.tail()}`);
+      else if (err) problems.push(`${p.name} wrote ${err} bytes to stderr:\n${p.tail(1000)}`);
+      await p.stop();
+    }
   }
+  let procs = await startProcs(0);
+  /** Points each target at its process of the current round. */
+  const attach = (t) => {
+    if (t.procId === undefined) return;
+    t.proc = procs[t.procId];
+    t.url = t.proc && `${t.proc.url ?? `http://127.0.0.1:${t.proc.port}`}${API_PATH}`;
+  };
 
-  const gw = (g, p, label, extra) => ({ id: `${g.id}:${p}`, label: `${g.label}: ${label}`, proc: gateways[g.id], url: gateways[g.id] && `${gateways[g.id].url}${API_PATH}`, ...extra });
+  const gw = (g, p, label, extra) => ({ id: `${g.id}:${p}`, label: `${g.label}: ${label}`, procId: g.id, ...extra });
   const targets = [
     { id: 'upstream', label: 'upstream alone (node:http), on the load generator\'s CPU', proc: upstream, url: `${upstreamUrl}${API_PATH}`, expect: 200 },
     // The baselines get the gateway rows' request, Authorization header included (forwarded,
     // never checked): a ~700-byte header costs a proxy ~4-8 % to parse and forward.
-    { id: 'bare', label: 'bare proxy: Fastify + @fastify/http-proxy, no auth, the same request (one token, forwarded)', proc: bare, url: `http://127.0.0.1:${bare.port}${API_PATH}`, token, expect: 200 },
-    { id: 'bare-pool', label: `bare proxy, same ${opts.pool.toLocaleString('en-US')}-token rotation as the first-seen rows`, proc: bare, url: `http://127.0.0.1:${bare.port}${API_PATH}`, tokens: pool.tokens, expect: 200 },
-    engine && { id: 'engine', label: 'bare Fastify + the gateway\'s undici engine, no auth, the same request', proc: engine, url: `http://127.0.0.1:${engine.port}${API_PATH}`, token, expect: 200 },
+    { id: 'bare', label: 'bare proxy: Fastify + @fastify/http-proxy, no auth, the same request (one token, forwarded)', procId: 'bare', token, expect: 200 },
+    { id: 'bare-pool', label: `bare proxy, same ${opts.pool.toLocaleString('en-US')}-token rotation as the first-seen rows`, procId: 'bare', tokens: pool.tokens, expect: 200 },
+    { id: 'engine', label: 'bare Fastify + the gateway\'s undici engine, no auth, the same request', procId: 'engine', token, expect: 200 },
     ...GATEWAYS.flatMap((g) => [
       gw(g, 'cached', 'one repeated valid token', { token, expect: 200 }),
       gw(g, 'first', `${opts.pool.toLocaleString('en-US')} distinct tokens, each first-seen`, { tokens: pool.tokens, expect: 200, baseline: 'bare-pool' }),
       gw(g, '401', 'bad signature → 401', { token: badToken, expect: 401 }),
     ]),
   ].filter((t) => t && want(t.id));
-  for (const t of targets) { t.runs = []; t.pairs = []; t.problems = []; t.offset = 1; t.baseline ??= 'bare'; if (!t.proc) t.skip = 'process did not start'; }
+  for (const t of targets) { t.runs = []; t.pairs = []; t.problems = []; t.offset = 1; t.baseline ??= 'bare'; attach(t); if (!t.proc) t.skip = 'process did not start'; }
 
   for (const t of targets.filter((x) => !x.skip)) await preflight(t, expectedBody);
   const live = targets.filter((t) => !t.skip);
   for (const t of targets.filter((x) => x.skip)) problems.push(`${t.id}: ${t.skip}`);
-  const perRun = opts.warmupSec + opts.durationSec + 0.5;
-  console.log(`throughput: ${live.length} targets × ${opts.rounds} round(s), ${opts.connections} connections, ${opts.durationSec} s after ${opts.warmupSec} s warm-up: ~${Math.ceil((live.length * opts.rounds * perRun) / 60)} min\n`);
+  const perRun = opts.warmupSec + opts.durationSec + 1.5;
+  // Every non-baseline target is paired with a run of its baseline (paired mode); fresh processes start each round.
+  const runsPerRound = live.length + (opts.paired ? live.filter((t) => t.id !== 'upstream' && !live.some((x) => x.baseline === t.id)).length : 0);
+  console.log(`throughput: ${live.length} targets × ${opts.rounds} round(s) (${runsPerRound} runs a round), ${opts.connections} connections, ${opts.durationSec} s after ${opts.warmupSec} s warm-up: ~${Math.ceil((opts.rounds * (runsPerRound * perRun + 30)) / 60)} min\n`);
 
   const byId = Object.fromEntries(live.map((t) => [t.id, t]));
   const isBaseline = (t) => t.id === 'upstream' || live.some((x) => x.baseline === t.id);
+  /** Processes already warmed up (each is fresh for its round). */
+  const warmed = new Set();
   for (let r = 0; r < opts.rounds; r++) {
+    if (r > 0) {
+      await stopProcs(procs);
+      procs = await startProcs(r);
+      for (const t of live) {
+        attach(t);
+        if (t.procId !== undefined && t.proc) await preflight(t, expectedBody);
+      }
+    }
     for (const t of live.slice(r % live.length).concat(live.slice(0, r % live.length))) {
+      if (!t.proc || t.skip) { t.problems.push(`round ${r + 1}: not measured (${t.skip ?? 'process did not start'})`); continue; }
       // Paired: every other target's baseline is measured again just before it, so the pair's
       // ratio shares the host's state of that minute (a shared host can swing 2× between minutes).
       const base = isBaseline(t) || !opts.paired ? null : byId[t.baseline];
@@ -177,7 +212,10 @@ async function main() {
       if (!isRunning(t.proc.child)) { t.problems.push(`round ${r + 1}: process exited`); return null; }
       const load = { tool, url: t.url, connections: opts.connections, threads: opts.threads, token: t.token, tokens: t.tokens, workDir: tmp };
       try {
-        if (opts.warmupSec > 0) t.offset += (await runLoad({ ...load, offset: t.offset, durationSec: opts.warmupSec })).requests + opts.connections;
+        // A process's first run of the round warms it four times as long (its JIT starts cold).
+        const warm = warmed.has(t.proc) ? opts.warmupSec : opts.warmupSec * 4;
+        warmed.add(t.proc);
+        if (warm > 0) t.offset += (await runLoad({ ...load, offset: t.offset, durationSec: warm })).requests + opts.connections;
         const cpu0 = cpuSeconds(t.proc.pid);
         const res = await runLoad({ ...load, offset: t.offset, durationSec: opts.durationSec });
         const cpu1 = cpuSeconds(t.proc.pid);
@@ -206,13 +244,7 @@ async function main() {
     t.paired = t.pairs.length ? { rps: median(t.pairs.map((x) => x.rps)), cpu: pairCpu.length ? median(pairCpu) : null } : null;
     for (const p of t.problems) problems.push(`${t.id}: ${p}`);
   }
-  for (const g of Object.values(gateways)) {
-    const err = fs.existsSync(g.errPath) ? fs.statSync(g.errPath).size : 0;
-    if (!g.running()) problems.push(`${g.name} exited during the run:\n${g.tail()}`);
-    else if (err) problems.push(`${g.name} wrote ${err} bytes to stderr:\n${g.tail(1000)}`);
-    await g.stop();
-  }
-  if (engine) await stopChild(engine.child);
+  await stopProcs(procs);
 
   // Memory: a fresh gateway per row, every token sent once, 64 in flight.
   const memory = {};
