@@ -21,7 +21,7 @@ import { newOutcome, refuse } from '../http/respond.js';
 
 const METHOD = /^[A-Z]{1,16}$/;
 /** The login URL on an nginx-style 401 for a browser on a `login:` route. */
-export const LOGIN_URL_HEADER = 'x-auth-login-url';
+const LOGIN_URL_HEADER = 'x-auth-login-url';
 
 interface Forwarded { method: string; uri: string; traefik: boolean }
 
