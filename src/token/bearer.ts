@@ -10,23 +10,16 @@ const SCHEME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
 /**
- * The bearer token, or null when the request has no Authorization header.
- * Throws InvalidRequestError (400) for two Authorization headers or a malformed Bearer value,
+ * The bearer token's candidate, or null when the request has no Authorization header.
+ * Throws InvalidRequestError (400) for two Authorization headers or a malformed value,
  * InvalidTokenError('unsupported_scheme') (401) for another scheme (Basic, Digest, …).
  * `rawHeaders` is Node's flat [name, value, …] list: `headers` keeps only the first
  * Authorization header, so duplicates are counted there.
- */
-export function bearerToken(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): string | null {
-  const token = bearerCandidate(headers, rawHeaders);
-  if (token !== null) requireToken68(token);
-  return token;
-}
-
-/**
- * bearerToken() without the token68 check of the token itself, which the caller must make
- * (requireToken68) before the token is used for anything but a cache lookup: a token found in
- * the verified-token cache is the very string that passed it before (the check scans the whole
- * token, about half a microsecond for a 1 KB one, on every request).
+ *
+ * The token itself is not checked for token68 syntax: the caller must (requireToken68) before
+ * using it for anything but a cache lookup. A token found in the verified-token cache is the
+ * very string that passed the check before (it scans the whole token, about half a microsecond
+ * for a 1 KB one, on every request).
  */
 export function bearerCandidate(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): string | null {
   const value = headers.authorization;

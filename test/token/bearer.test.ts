@@ -1,8 +1,15 @@
-import { request, createServer, type IncomingMessage } from 'node:http';
+import { request, createServer, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { InvalidRequestError, InvalidTokenError } from '../../src/errors.js';
-import { bearerToken } from '../../src/token/bearer.js';
+import { bearerCandidate, requireToken68 } from '../../src/token/bearer.js';
+
+/** The header's bearer token as the pipeline takes it: the candidate, then its token68 check. */
+function bearerToken(headers: IncomingHttpHeaders, rawHeaders: readonly string[]): string | null {
+  const token = bearerCandidate(headers, rawHeaders);
+  if (token !== null) requireToken68(token);
+  return token;
+}
 
 const JWT = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln';
 
