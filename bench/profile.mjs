@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, installCleanup, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { canPin, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, gatewayBuilt, GATEWAY_MAIN, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -39,6 +39,7 @@ async function main() {
   const { tool } = chooseTool('auto');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cdf-gw-prof-'));
   onCleanup(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const logDir = memoryDir('cdf-gw-prof-logs-');
   fs.mkdirSync(outDir, { recursive: true });
   const pinned = canPin(['0', '1']);
   const issuer = await startIssuer({ cacheDir: path.join(HERE, 'results', '.tokens') });
@@ -61,7 +62,7 @@ async function main() {
       proc = await startHelper(path.join(HERE, p === 'bare' ? 'bare-proxy.mjs' : 'bare-undici.mjs'), env, { cpu: pinned ? '0' : undefined, nodeArgs });
       proc.url = `http://127.0.0.1:${proc.port}`;
     } else {
-      proc = await startGateway({ name: `gw-${p}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir, accessLog: p !== 'nolog' });
+      proc = await startGateway({ name: `gw-${p}`, dir: tmp, logDir, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir, accessLog: p !== 'nolog' });
       auth = p === 'first' ? { tokens } : { token: p === '401' ? bad : token };
     }
     const from = Number(process.hrtime.bigint() / 1000n);

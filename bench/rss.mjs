@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, installCleanup, onCleanup, pinSelf, runMain, startHelper } from './lib/proc.mjs';
+import { canPin, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
 import { MB, mb, measureRss } from './lib/memory.mjs';
@@ -73,7 +73,7 @@ async function main() {
   if (pinned) pinSelf(CPUS[1]);
   const upstream = await startHelper(path.join(HERE, 'upstream.mjs'));
   const gw = await startGateway({
-    name: 'gw-rss', dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, cpu: pinned ? CPUS[0] : undefined,
+    name: 'gw-rss', dir: tmp, logDir: memoryDir('cdf-gw-rss-logs-'), issuer: issuer.issuer, jwksUri: issuer.jwksUri, cpu: pinned ? CPUS[0] : undefined,
     upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheSize: CACHE_SIZE, heapMb: HEAP_MB,
   });
   console.log(`gateway pid ${gw.pid}${pinned ? ` on CPU ${CPUS[0]}` : ' (UNPINNED)'}, heap ${HEAP_MB > 0 ? `--max-old-space-size=${HEAP_MB}` : "V8's default"}, tokens.cacheSize ${CACHE_SIZE ?? '(default)'}`);

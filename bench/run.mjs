@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -84,6 +84,8 @@ async function main() {
   const { tool, version: toolVersion } = chooseTool(opts.tool);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cdf-gw-bench-'));
   if (!argv['keep-tmp']) onCleanup(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // Access logs on tmpfs, each removed with its gateway (see logSink in lib/gateway.mjs).
+  const logDir = memoryDir('cdf-gw-bench-logs-', argv['keep-tmp']);
   if (!gatewayBuilt()) throw new Error(`gateway not built: ${GATEWAY_MAIN} is missing (run \`npm run build\`)`);
   const problems = [];
   const startedAt = new Date();
@@ -131,7 +133,7 @@ async function main() {
       if (!['cached', 'first', '401'].some((p) => want(`${g.id}:${p}`))) continue;
       try {
         procs[g.id] = await startGateway({
-          name: `${g.id}-r${r + 1}`, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl,
+          name: `${g.id}-r${r + 1}`, dir: tmp, logDir, keepLog: argv['keep-tmp'], issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl,
           heapMb: g.heapMb, accessLog: g.accessLog, cpu: sutCpu,
         });
       } catch (err) { problems.push(`${g.id}, round ${r + 1}: ${err.message}`); }
@@ -258,7 +260,7 @@ async function main() {
     ];
     for (const row of rows) {
       if (isStopping()) throw new Error('interrupted: no results written');
-      const g = await startGateway({ name: row.id, dir: tmp, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, heapMb: row.heapMb, cpu: sutCpu });
+      const g = await startGateway({ name: row.id, dir: tmp, logDir, keepLog: argv['keep-tmp'], issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, heapMb: row.heapMb, cpu: sutCpu });
       try {
         const m = await measureRss({ gw: g, path: API_PATH, tokens: row.tokens });
         memory[row.id] = m;

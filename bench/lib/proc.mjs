@@ -1,6 +1,8 @@
 // Child-process bookkeeping for the benchmarks: every process we start is tracked and ended on
 // normal exit, on error and on Ctrl-C. Only 127.0.0.1 is ever used.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
@@ -42,6 +44,21 @@ export async function cleanup() {
     const fn = cleanups.pop();
     try { await fn(); } catch (err) { console.error('cleanup:', err?.message ?? err); }
   }
+}
+
+/**
+ * A new temporary directory in memory (tmpfs /dev/shm when there is one, else the OS temp dir),
+ * removed at shutdown unless `keep`: for the gateways' access logs (see logSink in gateway.mjs).
+ */
+export function memoryDir(prefix, keep = false) {
+  let base = os.tmpdir();
+  try {
+    fs.accessSync('/dev/shm', fs.constants.W_OK);
+    base = '/dev/shm';
+  } catch { /* no tmpfs here */ }
+  const dir = fs.mkdtempSync(path.join(base, prefix));
+  if (!keep) onCleanup(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** spawn() that remembers the child until it exits. */
