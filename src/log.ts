@@ -1,10 +1,10 @@
 // pino options for the whole gateway. We log only objects we build ourselves (never raw request
 // headers), and redaction is the second line of defence: any field that could carry a token,
 // cookie, API key or client secret is censored wherever it appears.
-import fs from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { LogConfig } from './config/types.js';
 import type { Reason } from './errors.js';
+import { LogWriter, nonBlockingStdout } from './log-writer.js';
 import { currentRequest } from './request/context.js';
 
 const SECRET_KEYS = [
@@ -90,7 +90,7 @@ export interface Loggers {
   readonly access: Logger;
   /** Writes one access line (see accessLineJson) to the access logger's destination. */
   readonly writeAccess: (line: AccessLine) => void;
-  /** Hands the access lines collected so far to the destination (shutdown). */
+  /** Writes the lines collected so far (shutdown), waiting at most a second for a full pipe. */
   readonly flushAccess: () => void;
 }
 
@@ -135,80 +135,15 @@ export function accessLineJson(l: AccessLine): string {
   return out + ',"msg":"request"}\n';
 }
 
-/**
- * Standard output: access lines are collected and written ~16 KB at a time (one write() per ~50
- * lines) and at least once a second; what is left is written when the process exits
- * (process.exit, a fatal uncaught exception, the end of the event loop); Gateway.close() flushes
- * on shutdown. The writes are synchronous, as pino's own stdout default: batched, a write costs
- * less than handing it to the thread pool (measured on one core: ~0.8 µs per line in all against
- * ~2.8 µs through an asynchronous sonic-boom), and a line that is written is never lost.
- */
-const FLUSH_EVERY_MS = 1000;
-/** Characters of access lines collected before they are written. */
-const BATCH_CHARS = 16_000;
-
-const SLEEP = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Writes all of `buf` to fd synchronously: a partial write continues, EAGAIN (a non-blocking pipe
- * that is full) waits 1 ms and retries, for up to a second. Any other error (EPIPE, EBADF: no one
- * reads stdout any more) drops the batch: there is nowhere left to report it.
- */
-function writeAllSync(fd: number, buf: Buffer): void {
-  let off = 0;
-  let waits = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 1000) return;
-      Atomics.wait(SLEEP, 0, 0, 1);
-    }
-  }
-}
-
-/**
- * Access lines collected and written to stdout as ONE flat string per ~16 KB (joined once),
- * straight to the descriptor. Appended one by one to sonic-boom, they made it flatten a 16 KB
- * rope of slices on each write, and it measures the string twice around the write.
- */
-class LineBatch {
-  private lines: string[] = [];
-  private chars = 0;
-
-  constructor(private readonly fd: number) {
-    const timer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
-    timer.unref();
-    // One exit listener for every batch, added with the first (importing this module adds none).
-    if (PENDING.size === 0) process.on('exit', () => { for (const b of PENDING) b.flush(); });
-    PENDING.add(this);
-  }
-
-  push(line: string): void {
-    this.lines.push(line);
-    this.chars += line.length;
-    if (this.chars >= BATCH_CHARS) this.flush();
-  }
-
-  flush(): void {
-    if (this.chars === 0) return;
-    const chunk = this.lines.join('');
-    this.lines = [];
-    this.chars = 0;
-    writeAllSync(this.fd, Buffer.from(chunk));
-  }
-}
-
-const PENDING = new Set<LineBatch>();
-
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
-  // Lines other than access lines (start, warnings, errors) are rarer and written at once.
-  const dest: DestinationStream = destination ?? pino.destination({ dest: 1, sync: true });
+  // stdout: access lines are collected and written in batches; the rarer other lines (start,
+  // warnings, errors) are written at once, behind the access lines collected before them. A
+  // caller's own destination (tests, embedding) gets each line as it is made.
+  const out = destination === undefined ? stdoutWriter() : null;
+  const dest: DestinationStream = out === null ? destination! : { write: (line: string) => out.pushNow(line), flush: (cb?: () => void) => { out.flushSync(); cb?.(); } } as DestinationStream;
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   const access = pino(common, dest);
-  // A caller's own destination (tests, embedding) gets each line as it is made.
-  const batch = destination === undefined ? new LineBatch(1) : null;
-  const emit = batch === null ? (line: string) => { dest.write(line); } : (line: string) => batch.push(line);
+  const emit = out === null ? (line: string) => { dest.write(line); } : (line: string) => out.push(line);
   return {
     logger: pino({
       ...common,
@@ -218,6 +153,16 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
     }, dest),
     access,
     writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(accessLineJson(line)); },
-    flushAccess: () => { batch?.flush(); },
+    flushAccess: () => { out?.flushSync(); },
   };
+}
+
+let stdout: LogWriter | null = null;
+/** The one writer of stdout (every gateway in the process shares it, as they share the descriptor). */
+function stdoutWriter(): LogWriter {
+  if (stdout === null) {
+    nonBlockingStdout();
+    stdout = new LogWriter(1);
+  }
+  return stdout;
 }

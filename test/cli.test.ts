@@ -1,7 +1,8 @@
 // The CLI as a user runs it: the built dist/main.js (npm test builds first).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startUpstream } from './fixtures/upstream.js';
@@ -136,4 +137,67 @@ t.test('buffered log lines are written out when the process dies of an uncaught 
   t.not(r.status, 0, 'the process failed');
   t.match(r.stderr, /boom/);
   t.match(r.stdout, /"path":"\/before-the-crash"/, 'the buffered line reached stdout');
+});
+
+t.test('a stdout nobody reads never stops the gateway; what waited is written once it is read', async (t) => {
+  const jwks = await startJwksServer({ keys: [(await generateKey('RS256', 'k1')).jwk] });
+  t.teardown(() => jwks.close());
+  const dir = t.testdir({});
+  writeFileSync(join(dir, 'gw.yaml'), stringify({
+    server: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    issuers: [{ issuer: jwks.issuer, jwksUri: jwks.jwksUri, audiences: ['https://cdf.test'] }],
+    upstreams: { app: { url: 'http://127.0.0.1:9', credentials: { type: 'user-token' } } },
+    routes: [{ prefix: '/app', upstream: 'app', allow: [{}] }],
+  }));
+  // stdout is a FIFO opened blocking, as a container runtime hands it over; this test holds the
+  // read end and reads it only when it says so.
+  const fifo = join(dir, 'stdout');
+  spawnSync('mkfifo', [fifo]);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(fifo, constants.O_WRONLY);
+  t.teardown(() => closeSync(reader));
+  // env -i: the test runner's loaders, added to every spawned node, would open stdout themselves.
+  const child = spawn('env', ['-i', `PATH=${process.env.PATH ?? ''}`, process.execPath, CLI, '--config', join(dir, 'gw.yaml')], { stdio: ['ignore', writer, 'pipe'] });
+  closeSync(writer);
+  t.teardown(() => { child.kill('SIGKILL'); });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  let out = '';
+  const read = (): void => {
+    const buf = Buffer.alloc(65536);
+    for (;;) {
+      try {
+        const n = readSync(reader, buf);
+        if (n === 0) return;
+        out += buf.toString('utf8', 0, n);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return;
+        throw err;
+      }
+    }
+  };
+  let url: string | undefined;
+  for (let i = 0; i < 1000 && url === undefined; i++) {
+    read();
+    url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1];
+    if (url === undefined) await sleep(10);
+  }
+  t.ok(url, 'listening');
+  // ~2,000 access lines of ~250 bytes: eight times what the FIFO holds, and nobody reads.
+  let answered = 0;
+  for (let i = 0; i < 2000; i++) {
+    const res = await fetch(`${url}/nothing/${i}`, { signal: AbortSignal.timeout(5000) });
+    await res.arrayBuffer();
+    if (res.status === 404) answered++;
+  }
+  t.equal(answered, 2000, 'every request answered while stdout was full');
+  const lines = () => out.split('\n').filter((l) => l.includes('"msg":"request"'));
+  for (let i = 0; i < 1000 && lines().length < 2000; i++) { read(); await sleep(10); }
+  const paths = lines().map((l) => (JSON.parse(l) as { path: string }).path);
+  t.same(paths, Array.from({ length: 2000 }, (_, i) => `/nothing/${i}`), 'then every access line, once, in order');
+  t.notMatch(out, 'log lines dropped', 'nothing dropped (far below the 8 MiB that may wait)');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  read();
+  t.match(out, /"msg":"stopped"/, 'the shutdown line too');
 });

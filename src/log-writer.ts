@@ -1,0 +1,178 @@
+// Log lines on their way to stdout, written so that a reader who falls behind (a container
+// runtime's log shim, a stuck terminal) never stops the event loop. Lines are collected and
+// written ~16 KB at a time and at least once a second, by a synchronous write that never
+// blocks: stdout is switched to non-blocking mode, and what a full pipe does not take waits in
+// memory (bounded: beyond it whole batches are dropped, counted and reported) and is retried
+// shortly after. At exit (process.exit, a fatal error, the end of the event loop) and on
+// shutdown, what is left is written synchronously, waiting at most a second for the reader.
+import fs from 'node:fs';
+
+export interface LogWriterOptions {
+  /** Characters collected before they are written (default 16,000: ~50 access lines). */
+  readonly batchChars?: number;
+  /** Bytes waiting for a full pipe before new batches are dropped (default 8 MiB). */
+  readonly maxPendingBytes?: number;
+  /** The longest a collected line waits to be written (default 1000 ms). */
+  readonly flushEveryMs?: number;
+  /** How soon a write the pipe refused is tried again (default 10 ms). */
+  readonly retryMs?: number;
+}
+
+/** How long the synchronous writes at exit and shutdown wait for a full pipe, in all. */
+const EXIT_WAIT_MS = 1000;
+const SLEEP = new Int32Array(new SharedArrayBuffer(4));
+
+export class LogWriter {
+  private lines: string[] = [];
+  private chars = 0;
+  /** Batches the pipe has not taken yet, oldest first (the first maybe partly written). */
+  private readonly pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Lines dropped since the last report (the pipe stayed full beyond maxPendingBytes). */
+  private dropped = 0;
+  /** The descriptor failed otherwise than "full" (EPIPE: no one reads any more): write nothing more. */
+  private broken = false;
+  private retry: NodeJS.Timeout | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly batchChars: number;
+  private readonly maxPendingBytes: number;
+  private readonly retryMs: number;
+
+  constructor(private readonly fd: number, opts: LogWriterOptions = {}) {
+    this.batchChars = opts.batchChars ?? 16_000;
+    this.maxPendingBytes = opts.maxPendingBytes ?? 8 * 1024 * 1024;
+    this.retryMs = opts.retryMs ?? 10;
+    this.timer = setInterval(() => this.flush(), opts.flushEveryMs ?? 1000);
+    this.timer.unref();
+    if (WRITERS.size === 0) process.on('exit', () => { for (const w of WRITERS) w.flushSync(); });
+    WRITERS.add(this);
+  }
+
+  /** One line (ending in '\n'), written with its batch. */
+  push(line: string): void {
+    this.lines.push(line);
+    this.chars += line.length;
+    if (this.chars >= this.batchChars) this.flush();
+  }
+
+  /** One line, written now (with the lines collected before it, to keep their order). */
+  pushNow(line: string): void {
+    this.lines.push(line);
+    this.chars += line.length;
+    this.flush();
+  }
+
+  /** Hands the collected lines to the pipe, as far as it takes them now; never waits. */
+  flush(): void {
+    this.collect();
+    this.drain();
+  }
+
+  /**
+   * Writes everything collected and pending, waiting up to a second in all for a full pipe
+   * (exit, shutdown; the only place that may block). What is still left after that is dropped.
+   */
+  flushSync(): void {
+    this.collect();
+    const deadline = Date.now() + EXIT_WAIT_MS;
+    while (!this.broken && this.pending.length > 0) {
+      this.drain();
+      if (this.pending.length === 0 || Date.now() >= deadline) break;
+      Atomics.wait(SLEEP, 0, 0, 1);
+    }
+  }
+
+  /** Stops the timers (tests); collected lines stay until flush() or exit. */
+  close(): void {
+    clearInterval(this.timer);
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
+    WRITERS.delete(this);
+  }
+
+  /** Bytes waiting for the pipe, and lines dropped and not yet reported (for tests). */
+  stats(): { pendingBytes: number; dropped: number } {
+    return { pendingBytes: this.pendingBytes, dropped: this.dropped };
+  }
+
+  /** The collected lines → one pending batch (joined once), or dropped when too much waits. */
+  private collect(): void {
+    if (this.chars === 0) return;
+    const lines = this.lines;
+    this.lines = [];
+    this.chars = 0;
+    if (this.broken) return;
+    const buf = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''));
+    if (this.pendingBytes + buf.length > this.maxPendingBytes) {
+      this.dropped += lines.length;
+      return;
+    }
+    this.reportDropped();
+    this.queue(buf);
+  }
+
+  private queue(buf: Buffer): void {
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+  }
+
+  /** Writes pending batches until the pipe is full; then retries shortly. */
+  private drain(): void {
+    while (this.pending.length > 0) {
+      const buf = this.pending[0]!;
+      let n: number;
+      try {
+        n = fs.writeSync(this.fd, buf);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') { this.retryLater(); return; }
+        this.broken = true;
+        this.pending.length = 0;
+        this.pendingBytes = 0;
+        return;
+      }
+      this.pendingBytes -= n;
+      if (n < buf.length) {
+        this.pending[0] = buf.subarray(n);
+        this.retryLater();
+        return;
+      }
+      this.pending.shift();
+    }
+    // The pipe took everything: say how much could not even wait (in its place in the stream).
+    if (this.dropped > 0) {
+      this.reportDropped();
+      this.drain();
+    }
+  }
+
+  private reportDropped(): void {
+    if (this.dropped === 0) return;
+    this.queue(Buffer.from(droppedLine(this.dropped)));
+    this.dropped = 0;
+  }
+
+  private retryLater(): void {
+    if (this.retry !== null) return;
+    this.retry = setTimeout(() => { this.retry = null; this.drain(); }, this.retryMs);
+    this.retry.unref();
+  }
+}
+
+const WRITERS = new Set<LogWriter>();
+
+/** pino's shape (level 40, warn), so that log pipelines parse it like any other line. */
+function droppedLine(count: number): string {
+  return `{"level":40,"time":"${new Date().toISOString()}","service":"cdf-auth-gateway","dropped":${count},"msg":"log lines dropped: stdout was not read"}\n`;
+}
+
+/**
+ * Puts stdout in non-blocking mode when it is a pipe or a socket: Node's own stdout stream does
+ * that as it is created (libuv opens the descriptor non-blocking), so it is created here, before
+ * the first write, for that alone. A file never blocks; a terminal is left as it is.
+ */
+export function nonBlockingStdout(): void {
+  try {
+    const st = fs.fstatSync(1);
+    if (st.isFIFO() || st.isSocket()) void process.stdout;
+  } catch { /* no stdout at all: writes fail with EBADF and are dropped */ }
+}

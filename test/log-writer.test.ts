@@ -1,0 +1,173 @@
+// LogWriter against real FIFOs (Linux): batches in order, a full pipe that never blocks the
+// event loop, bounded waiting with dropped lines reported in place, a reader that went away,
+// the synchronous writes of shutdown and exit.
+import t, { type Test } from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { LogWriter } from '../src/log-writer.js';
+
+const { O_RDONLY, O_WRONLY, O_NONBLOCK } = fs.constants;
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/log-writer.js');
+
+/** A FIFO with a non-blocking reader and a non-blocking writer (stdout after nonBlockingStdout). */
+function fifo(t: Test): { file: string; reader: number; writer: number } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'log-writer-'));
+  const file = path.join(dir, 'out');
+  execFileSync('mkfifo', [file]);
+  const reader = fs.openSync(file, O_RDONLY | O_NONBLOCK);
+  const writer = fs.openSync(file, O_WRONLY | O_NONBLOCK);
+  t.teardown(() => {
+    for (const fd of [reader, writer]) { try { fs.closeSync(fd); } catch { /* closed by the test */ } }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { file, reader, writer };
+}
+
+/** Everything the pipe holds now. */
+function readNow(fd: number): string {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    let n: number;
+    try { n = fs.readSync(fd, buf); } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') break;
+      throw err;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString();
+}
+
+/** Reads until `writer` has nothing pending (its retries run on timers meanwhile). */
+async function readAll(fd: number, writer: LogWriter): Promise<string> {
+  let out = '';
+  for (let i = 0; i < 2000; i++) {
+    out += readNow(fd);
+    if (writer.stats().pendingBytes === 0) return out + readNow(fd);
+    await sleep(2);
+  }
+  throw new Error('the writer never drained');
+}
+
+const line = (i: number, pad = 100): string => `{"n":${i},"pad":"${'x'.repeat(pad)}"}\n`;
+
+t.test('lines are written in batches, in order; flush() writes what was collected', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer, { batchChars: 1000 });
+  t.teardown(() => w.close());
+  w.push(line(1));
+  w.push(line(2));
+  t.equal(readNow(p.reader), '', 'under batchChars: nothing written yet');
+  for (let i = 3; i <= 12; i++) w.push(line(i));
+  const first = readNow(p.reader);
+  t.ok(first.length >= 1000, 'a full batch is written at once');
+  w.flush();
+  const all = first + readNow(p.reader);
+  t.equal(all, Array.from({ length: 12 }, (_, i) => line(i + 1)).join(''));
+  w.pushNow('{"msg":"now"}\n');
+  t.equal(readNow(p.reader), '{"msg":"now"}\n', 'pushNow writes at once');
+});
+
+t.test('a full pipe does not block: the rest waits and is written, in order, once the reader reads', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer, { batchChars: 16_000, retryMs: 1 });
+  t.teardown(() => w.close());
+  const lines = Array.from({ length: 3000 }, (_, i) => line(i)); // ~340 KB: five times a pipe's 64 KB
+  for (const l of lines) w.push(l);
+  w.flush();
+  t.ok(w.stats().pendingBytes > 0, 'the pipe was full: lines wait in memory');
+  t.equal(w.stats().dropped, 0);
+  t.equal(await readAll(p.reader, w), lines.join(''), 'every line, once, in order');
+});
+
+t.test('beyond maxPendingBytes whole batches are dropped, counted, and reported where they were', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer, { batchChars: 1000, maxPendingBytes: 20_000, retryMs: 1 });
+  t.teardown(() => w.close());
+  const lines = Array.from({ length: 2000 }, (_, i) => line(i)); // ~230 KB against 64 KB + 20 KB
+  for (const l of lines) w.push(l);
+  const dropped = w.stats().dropped;
+  t.ok(dropped > 0, `lines dropped: ${dropped}`);
+  t.ok(w.stats().pendingBytes <= 20_000, 'no more than maxPendingBytes waits');
+  w.flush(); // the last lines, fewer than a batch: they fit, behind the report of the drop
+  t.equal(w.stats().dropped, 0, 'reported');
+  w.pushNow('{"msg":"after"}\n');
+  const out = (await readAll(p.reader, w)).split('\n').filter(Boolean);
+  const report = out.findIndex((l) => l.includes('log lines dropped'));
+  t.ok(report > 0, 'the drop is reported');
+  const warn = JSON.parse(out[report]!);
+  t.equal(warn.level, 40);
+  t.equal(warn.dropped, dropped, 'with the number of lines');
+  const n = (ls: string[]): number[] => ls.filter((l) => l.startsWith('{"n":')).map((l) => JSON.parse(l).n as number);
+  const before = n(out.slice(0, report));
+  const after = n(out.slice(report + 1));
+  t.same(before, before.map((_, i) => i), 'before the report: the lines that waited, from the first, in order');
+  t.same(after, after.map((_, i) => lines.length - after.length + i), 'after it: the last lines (the final flush), in order');
+  t.equal(before.length + dropped + after.length, lines.length, 'each line either written or counted');
+  t.equal(out[out.length - 1], '{"msg":"after"}', 'a line pushed after the drop comes last');
+});
+
+t.test('a reader that went away (EPIPE): nothing throws, nothing more waits', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer, { batchChars: 100 });
+  t.teardown(() => w.close());
+  fs.closeSync(p.reader);
+  t.doesNotThrow(() => { for (let i = 0; i < 100; i++) w.push(line(i)); w.flush(); w.flushSync(); });
+  t.same(w.stats(), { pendingBytes: 0, dropped: 0 });
+});
+
+t.test('flushSync (shutdown) waits for a reader that is slow to come, and writes everything', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer, { batchChars: 16_000, retryMs: 1 });
+  t.teardown(() => w.close());
+  const lines = Array.from({ length: 2000 }, (_, i) => line(i)); // ~230 KB
+  for (const l of lines) w.push(l);
+  t.ok(w.stats().pendingBytes > 0, 'the pipe is full and nobody reads');
+  // A second reader, 50 ms from now, while this thread waits in flushSync (ours never reads).
+  const copy = path.join(path.dirname(p.file), 'copy');
+  const cat = spawn('sh', ['-c', `sleep 0.05; exec cat "${p.file}" > "${copy}"`], { stdio: 'ignore' });
+  w.flushSync();
+  t.equal(w.stats().pendingBytes, 0, 'all written before flushSync returned');
+  fs.closeSync(p.writer);
+  fs.closeSync(p.reader);
+  await once(cat, 'exit');
+  t.equal(fs.readFileSync(copy, 'utf8'), lines.join(''));
+});
+
+t.test('at exit every collected line is written; stdout, a blocking FIFO, becomes non-blocking', async (t) => {
+  const p = fifo(t);
+  const blocking = fs.openSync(p.file, O_WRONLY); // as a container runtime hands it over
+  const script = `
+    import fs from 'node:fs';
+    import { LogWriter, nonBlockingStdout } from ${JSON.stringify(DIST)};
+    const nonBlocking = () => (parseInt(/flags:\\s*(\\d+)/.exec(fs.readFileSync('/proc/self/fdinfo/1', 'utf8'))[1], 8) & fs.constants.O_NONBLOCK) !== 0;
+    const before = nonBlocking();
+    nonBlockingStdout();
+    fs.writeSync(2, JSON.stringify({ before, after: nonBlocking() }));
+    const w = new LogWriter(1);
+    for (let i = 0; i < 1000; i++) w.push('{"n":' + i + ',"pad":"' + 'x'.repeat(100) + '"}\\n');
+    process.exit(0);
+  `;
+  // Through env -i: the test runner adds its loaders to the environment of every process it sees
+  // spawned, and they would create process.stdout (non-blocking) before the script runs.
+  const child = spawn('env', ['-i', `PATH=${process.env.PATH ?? ''}`, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', blocking, 'pipe'] });
+  fs.closeSync(blocking);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  let stdout = '';
+  let exited = false;
+  const done = once(child, 'close');
+  void done.then(() => { exited = true; });
+  while (!exited) { stdout += readNow(p.reader); await sleep(5); } // ~113 KB: more than the FIFO holds
+  stdout += readNow(p.reader);
+  const [code] = await done;
+  t.equal(code, 0, stderr);
+  t.same(JSON.parse(stderr), { before: false, after: true });
+  t.equal(stdout, Array.from({ length: 1000 }, (_, i) => line(i)).join(''), 'all 1,000 lines, in order');
+});
