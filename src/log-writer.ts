@@ -57,8 +57,7 @@ export class LogWriter {
 
   /** One line, written now (with the lines collected before it, to keep their order). */
   pushNow(line: string): void {
-    this.lines.push(line);
-    this.chars += line.length;
+    this.push(line);
     this.flush();
   }
 
