@@ -29,8 +29,11 @@ LABEL org.opencontainers.image.title="cdf-auth-gateway" \
 # under 100,000 distinct tokens). Raise it with NODE_OPTIONS for large tokens.cacheSize values.
 # The young generation is pinned too: Node 24 sizes it from the heap limit (64 MB semi-spaces),
 # and beside a 128 MB old space that forces a mark-compact every few dozen milliseconds (a
-# quarter of the throughput); 16 MB is what Node 20 and 22 chose.
-ENV NODE_ENV=production NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=16"
+# quarter of the throughput). On Node 24, 8 MB semi-spaces keep the RSS of 6,000 distinct 10 KB
+# tokens 18 MB lower than 16 MB did, at no throughput cost measured on one core. glibc's trim
+# threshold is fixed at 128 KB: otherwise it grows with the largest block freed, and memory
+# freed by V8's background threads stays with the process (another ~10 MB in the same row).
+ENV NODE_ENV=production NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=8" MALLOC_TRIM_THRESHOLD_=131072
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -38,7 +38,9 @@ export function gatewayConfigYaml({ port, adminPort, issuer, jwksUri, upstreamUr
 /** The heap cap the Docker image, the Helm chart and deploy/base ship (NODE_OPTIONS). */
 export const SHIPPED_HEAP_MB = 128;
 /** The young-generation size shipped with the cap (Node 24 would otherwise pick 64 MB). */
-export const SHIPPED_SEMI_SPACE_MB = 16;
+export const SHIPPED_SEMI_SPACE_MB = 8;
+/** The environment the Docker image sets besides NODE_OPTIONS (glibc's trim threshold fixed). */
+export const SHIPPED_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /**
  * Write the config into `dir`, start the gateway and wait for admin /readyz → 200.
@@ -67,7 +69,7 @@ export async function startGateway({
   const child = startProcess(process.execPath, [...args, GATEWAY_MAIN, '--config', configPath], {
     cwd: REPO,
     stdio: ['ignore', out?.fd ?? 'ignore', err],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, ...(heapMb > 0 ? SHIPPED_ENV : {}), NODE_ENV: 'production' },
     cpu,
   });
   await out?.close();

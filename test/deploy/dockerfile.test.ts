@@ -106,7 +106,10 @@ t.test('the parser sees a bad Dockerfile as bad', async (t) => {
 
 t.test('the image caps the V8 heap (RSS stays bounded; bench/rss.mjs measures with the same cap)', async (t) => {
   const finalStage = text.slice(text.lastIndexOf('\nFROM '));
-  t.match(finalStage, /^ENV .*NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=16"/m);
+  t.match(finalStage, /^ENV .*NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=8"/m);
+  t.match(finalStage, /^ENV .*MALLOC_TRIM_THRESHOLD_=131072/m, 'glibc returns freed memory above 128 KB');
+  t.match(readFileSync(join(ROOT, 'bench/lib/gateway.mjs'), 'utf8'), /SHIPPED_SEMI_SPACE_MB = 8;/, 'the bench runs "as shipped" with the image\'s young generation');
+  t.match(readFileSync(join(ROOT, 'bench/lib/gateway.mjs'), 'utf8'), /SHIPPED_ENV = \{ MALLOC_TRIM_THRESHOLD_: '131072' \}/, 'and its malloc setting');
   t.match(readFileSync(join(ROOT, 'bench/rss.mjs'), 'utf8'), /'RSS_HEAP_MB', SHIPPED_HEAP_MB/, 'the RSS benchmark defaults to the shipped cap');
   t.match(readFileSync(join(ROOT, 'bench/lib/gateway.mjs'), 'utf8'), /SHIPPED_HEAP_MB = 128;/, 'which is the image\'s');
 });

@@ -261,9 +261,9 @@ if (helm) {
 
 t.test('heapMb caps the V8 heap through NODE_OPTIONS; 0 leaves it to Node', async (t) => {
   const envOf = (objs: Obj[]) => (find(objs, 'Deployment')!.spec.template.spec.containers.find(isGateway)!.env ?? []) as Array<{ name: string; value?: string }>;
-  t.same(envOf(render()).find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=128 --max-semi-space-size=16' });
-  t.equal(envOf(render(['--set', 'heapMb=256'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=256 --max-semi-space-size=16');
-  t.equal(envOf(render(['--set', 'semiSpaceMb=8'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=128 --max-semi-space-size=8');
+  t.same(envOf(render()).find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=128 --max-semi-space-size=8' });
+  t.equal(envOf(render(['--set', 'heapMb=256'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=256 --max-semi-space-size=8');
+  t.equal(envOf(render(['--set', 'semiSpaceMb=16'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=128 --max-semi-space-size=16');
   t.notOk(envOf(render(['--set', 'heapMb=0'])).some((e) => e.name === 'NODE_OPTIONS'));
   t.ok(schemaErrors(merge(defaults, { heapMb: -1 })).length > 0, 'a negative heap is refused');
 });
