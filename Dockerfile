@@ -25,7 +25,7 @@ LABEL org.opencontainers.image.title="cdf-auth-gateway" \
       org.opencontainers.image.description="Authentication gateway and reverse proxy for Cognite Data Fusion" \
       org.opencontainers.image.licenses="Apache-2.0"
 # V8 sizes its heap from the memory it can see (the host's, when the container has no limit) and
-# then defers full collections: an explicit cap keeps RSS bounded (bench/rss.mjs: ~155 MB peak
+# then defers full collections: an explicit cap keeps RSS bounded (bench/rss.mjs: ~145 MB peak
 # under 100,000 distinct tokens). Raise it with NODE_OPTIONS for large tokens.cacheSize values.
 # The young generation is pinned too: Node 24 sizes it from the heap limit (64 MB semi-spaces),
 # and beside a 128 MB old space that forces a mark-compact every few dozen milliseconds (a
