@@ -264,6 +264,7 @@ t.test('heapMb caps the V8 heap through NODE_OPTIONS; 0 leaves it to Node', asyn
   t.same(envOf(render()).find((e) => e.name === 'NODE_OPTIONS'), { name: 'NODE_OPTIONS', value: '--max-old-space-size=128 --max-semi-space-size=8' });
   t.equal(envOf(render(['--set', 'heapMb=256'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=256 --max-semi-space-size=8');
   t.equal(envOf(render(['--set', 'semiSpaceMb=16'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=128 --max-semi-space-size=16');
-  t.notOk(envOf(render(['--set', 'heapMb=0'])).some((e) => e.name === 'NODE_OPTIONS'));
+  // 0 must clear the image's own NODE_OPTIONS (its ENV caps the heap at 128 MB), not just leave it out.
+  t.same(envOf(render(['--set', 'heapMb=0'])).filter((e) => e.name === 'NODE_OPTIONS'), [{ name: 'NODE_OPTIONS', value: '' }]);
   t.ok(schemaErrors(merge(defaults, { heapMb: -1 })).length > 0, 'a negative heap is refused');
 });
