@@ -3,7 +3,8 @@
 // embedded gateway config passes `cdf-auth-gateway check`, and values.schema.json refuses bad values.
 // With a real `helm` on PATH, `helm lint` and `helm template` must agree too.
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import AjvModule from 'ajv';
@@ -266,5 +267,11 @@ t.test('heapMb caps the V8 heap through NODE_OPTIONS; 0 leaves it to Node', asyn
   t.equal(envOf(render(['--set', 'semiSpaceMb=16'])).find((e) => e.name === 'NODE_OPTIONS')?.value, '--max-old-space-size=128 --max-semi-space-size=16');
   // 0 must clear the image's own NODE_OPTIONS (its ENV caps the heap at 128 MB), not just leave it out.
   t.same(envOf(render(['--set', 'heapMb=0'])).filter((e) => e.name === 'NODE_OPTIONS'), [{ name: 'NODE_OPTIONS', value: '' }]);
+  // NODE_OPTIONS in extraEnv is the one entry, whatever heapMb says (no duplicate name in the pod spec).
+  const own = join(mkdtempSync(join(tmpdir(), 'helm-env-')), 'values.yaml');
+  writeFileSync(own, 'extraEnv:\n  - { name: NODE_OPTIONS, value: "--max-old-space-size=512" }\n');
+  for (const heap of ['128', '0']) {
+    t.same(envOf(render(['-f', own, '--set', `heapMb=${heap}`])).filter((e) => e.name === 'NODE_OPTIONS'), [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=512' }], `heapMb=${heap}`);
+  }
   t.ok(schemaErrors(merge(defaults, { heapMb: -1 })).length > 0, 'a negative heap is refused');
 });
