@@ -39,7 +39,9 @@ t.test('without a heap cap the old generation grows 10 % past what survived, not
 });
 
 t.test('a flag the operator set is left as given', async (t) => {
-  const { V8_FLAGS, tuningFlags } = await import('../src/runtime-tuning.js');
+  const { V8_FLAGS, tuningFlags: applied } = await import('../src/runtime-tuning.js');
+  const { nodeFlags } = await import('../src/request/context.js');
+  const tuningFlags = (execArgv: string[], nodeOptions: string) => applied(nodeFlags(execArgv, nodeOptions));
   t.same(tuningFlags([], ''), [...V8_FLAGS], 'nothing given: all applied');
   t.same(tuningFlags(['--heap-growing-percent=50'], ''), ['--no-allocation-site-pretenuring']);
   t.same(tuningFlags([], '--max-old-space-size=128  --heap_growing_percent=25'), ['--no-allocation-site-pretenuring'], 'NODE_OPTIONS, underscores');

@@ -28,8 +28,9 @@ export function hasAsyncContextFrame(version = process.versions.node, flags: rea
   return Number(version.split('.')[0]) >= 24 || flags.includes('--experimental-async-context-frame');
 }
 
-function nodeFlags(): string[] {
-  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+/** The process's Node and V8 flags: the command line's, then NODE_OPTIONS'. */
+export function nodeFlags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  return [...execArgv, ...nodeOptions.split(/\s+/)];
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();
