@@ -61,6 +61,9 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
       const raw = request.raw;
       const outcome = newOutcome(request, '/auth/verify');
       outcome.path = '/auth/verify';
+      // Its own query is refused like any other's (an access_token there → 400): Caddy's
+      // forward_auth, for one, passes the original request's query along.
+      parseTarget(raw.url!);
       const fwd = state.isTrustedProxy(raw.socket.remoteAddress ?? '') ? forwarded(raw.headers) : null;
       if (fwd !== null) outcome.method = fwd.method;
       // A CORS preflight is decided without credentials, as the proxy would (http/cors.ts).

@@ -40,8 +40,11 @@ export function bearerCandidate(headers: IncomingHttpHeaders, rawHeaders: readon
   if (scheme.length !== 6 || scheme.toLowerCase() !== 'bearer') {
     throw new InvalidTokenError('unsupported_scheme', `Authorization scheme ${scheme.slice(0, 20)} is not Bearer`);
   }
-  if (sp === -1) throw new InvalidRequestError('Bad request: malformed Bearer token');
-  return value.slice(sp + 1);
+  // RFC 6750 §2.1: "Bearer" 1*SP b64token — any number of spaces before the token.
+  let start = sp + 1;
+  while (value.charCodeAt(start) === 0x20) start++;
+  if (sp === -1 || start === value.length) throw new InvalidRequestError('Bad request: malformed Bearer token');
+  return value.slice(start);
 }
 
 /** Throws InvalidRequestError (400) unless the token is an RFC 7235 token68. */

@@ -67,6 +67,22 @@ t.test('request ids: kept when valid, made otherwise; upstream, client and acces
   t.ok(ids.includes('refused-1'));
 });
 
+t.test('a made request id goes upstream when the decision had to wait (a key fetched for the token)', async (t) => {
+  const { jwks, up, gw } = await setup(t);
+  // A key the gateway has not seen: its token's kid makes the gateway fetch the key set again,
+  // so the request is forwarded after an await, outside the request's synchronous part.
+  const k2 = await generateKey('RS256', 'k2');
+  const k1 = (await generateKey('RS256', 'k1')).jwk;
+  jwks.setKeys([k1, k2.jwk]);
+  const fresh = secret(await mint(claims(jwks.issuer, AUD, Date.now()), { key: k2 }));
+  const res = await fetch(`${gw.url}/waited`, { headers: { authorization: `Bearer ${fresh}` } });
+  t.equal(res.status, 200);
+  const made = res.headers.get('x-request-id')!;
+  t.match(made, UUID);
+  t.equal(up.last().headers['x-request-id'], made, 'the same id upstream');
+  t.equal(accessLines(gw.entries()).at(-1)?.requestId, made);
+});
+
 t.test('the access line: refusal reason at info, client ip, status', async (t) => {
   const { gw, token, expired } = await setup(t);
   await fetch(`${gw.url}/x`);

@@ -110,6 +110,12 @@ t.test('forward-auth /auth/verify', async (t) => {
   t.equal((await verify({ 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/x' })).status, 401, 'no credentials');
   t.equal((await verify(auth)).status, 200, 'without forwarded headers: authentication only');
   t.equal((await verify({ authorization: 'Bearer x.y.z' })).status, 401);
+  // Its own query is refused like every other endpoint's: never a token from a URL.
+  const inUrl = await fetch(`${base}/auth/verify?access_token=${alice}`, { headers: { ...auth, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/app/items' } });
+  t.equal(inUrl.status, 400, 'access_token in /auth/verify\'s own query');
+  t.match(inUrl.headers.get('www-authenticate') ?? '', /error="invalid_request"/);
+  t.equal((await verify({ ...auth, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/api/x?access_token=x' })).status, 400, 'in the forwarded URI');
+  t.equal((await fetch(`${base}/auth/verify?rd=%2Fapp`, { headers: auth })).status, 200, 'another query is fine');
 
   // Sessions count on login routes only.
   const b = browser();

@@ -34,11 +34,14 @@ t.test('well-formed Bearer values', async (t) => {
   t.equal(call(`BEARER ${JWT}`), JWT);
   t.equal(call(`BeArEr ${JWT}`), JWT);
   t.equal(call('Bearer abc+/~=='), 'abc+/~==', 'token68 characters (not a JWT, but well-formed)');
+  // RFC 6750 §2.1 and RFC 9110 §11.4: "Bearer" 1*SP b64token.
+  t.equal(call(`Bearer  ${JWT}`), JWT, 'two spaces');
+  t.equal(call(`Bearer    ${JWT}`), JWT, 'several spaces');
 });
 
 t.test('malformed Bearer values → 400 InvalidRequestError', async (t) => {
   const bad = [
-    '', 'Bearer', 'Bearer ', `Bearer  ${JWT}`, `Bearer ${JWT} extra`, `Bearer\t${JWT}`, `Bearer ${JWT} `,
+    '', 'Bearer', 'Bearer ', 'Bearer   ', `Bearer ${JWT} extra`, `Bearer  ${JWT} extra`, `Bearer\t${JWT}`, `Bearer ${JWT} `,
     'Bearer a=b', 'Bearer ===', 'Bearer a,b', 'Bearer "abc"', 'Bearer ab\u00e9', ' Bearer x', 'Bearer a\nb',
     '=Bearer x',
   ];
