@@ -24,9 +24,11 @@ export function registerCdpLogin(app: FastifyInstance, holder: StateHolder): voi
     const target = parseTarget(request.raw.url!);
     outcome.path = target.path;
     const q = new URLSearchParams(target.query);
-    const name = q.get('project');
-    if (name === null || name === '') throw new BadRequestError('Bad request: project is required');
     const login = config.login;
+    // As /auth/login: the project may be left out when there is only one.
+    const names = login === null ? [] : Object.keys(login.projects);
+    const name = q.get('project') ?? (names.length === 1 ? names[0]! : null);
+    if (name === null || name === '') throw new BadRequestError('Bad request: project is required');
     if (login === null || !Object.hasOwn(login.projects, name)) throw new NotFoundError();
     const { publicUrl } = config.server;
     const params = new URLSearchParams({ project: name, redirect: safeRedirect(q.get('redirectUrl'), publicUrl, login.allowedRedirectOrigins) });

@@ -50,6 +50,10 @@ t.test('userinfo, /login/token and /login/url', async (t) => {
   const u = new URL(((await url.json()) as { data: { url: string } }).data.url);
   t.equal(u.origin + u.pathname, `${base}/auth/login`);
   t.same(Object.fromEntries(u.searchParams), { project: 'demo', redirect: '/app/start', errorRedirect: '/' });
+  const only = await fetch(`${base}/login/url?redirectUrl=${encodeURIComponent('/app/start')}`);
+  t.equal(only.status, 200, 'project left out: the only one');
+  t.equal(new URL(((await only.json()) as { data: { url: string } }).data.url).searchParams.get('project'), 'demo');
+  t.equal((await fetch(`${base}/login/url?project=&redirectUrl=/`)).status, 400, 'an empty project is no project');
   const unknown = await fetch(`${base}/login/url?project=nope&redirectUrl=/`);
   t.equal(unknown.status, 404);
   t.same(await unknown.json(), { error: { code: 404, message: 'Not found' } });
