@@ -4,7 +4,7 @@
 // (not port), so this keeps the IdP's cookies apart from the gateway's on 127.0.0.1.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { exportJWK, generateKeyPair } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { closeServer, listen } from './net.mjs';
 
 export const RESOURCE = 'https://cdf.example';
@@ -39,10 +39,13 @@ export async function startIdp({ port, redirectUri, postLogoutRedirectUris, gate
   const { default: Provider, errors } = await import('oidc-provider');
   const issuer = `http://localhost:${port}`;
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  // A new key each start, so a kid of its own: a gateway still running picks it up as an unknown kid.
+  const kid = await calculateJwkThumbprint(jwk);
   const claimsFor = (sub) => ({ groups: USERS[sub]?.groups ?? [], email: USERS[sub]?.email });
 
   const provider = new Provider(issuer, {
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid: 'demo-rs256', alg: 'RS256', use: 'sig' }] },
+    jwks: { keys: [{ ...jwk, kid, alg: 'RS256', use: 'sig' }] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     clients: [
       { client_id: 'gateway', client_secret: gatewaySecret, redirect_uris: [redirectUri],
