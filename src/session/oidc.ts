@@ -114,14 +114,17 @@ export class LoginClient {
     return toTokens(await oidc.refreshTokenGrant(config, refreshToken, extra));
   }
 
-  /** The IdP's end_session_endpoint URL, or null when it has none (or discovery fails). */
-  async endSessionUrl(idToken: string | null, postLogoutRedirect: string): Promise<URL | null> {
+  /**
+   * The IdP's end_session_endpoint URL, or null when it has none (or discovery fails). It names
+   * the client (`client_id`, so the IdP can check post_logout_redirect_uri against the client's
+   * registration, RP-Initiated Logout 1.0 §2) and never carries the ID token: no token goes in a
+   * URL, where browser history, the IdP's access logs and Referer would keep it.
+   */
+  async endSessionUrl(postLogoutRedirect: string): Promise<URL | null> {
     let config: oidc.Configuration;
     try { config = await this.configuration(); } catch { return null; }
     if (config.serverMetadata().end_session_endpoint === undefined) return null;
-    const params: Record<string, string> = { post_logout_redirect_uri: postLogoutRedirect, client_id: this.project.clientId };
-    if (idToken !== null) params.id_token_hint = idToken;
-    return oidc.buildEndSessionUrl(config, params);
+    return oidc.buildEndSessionUrl(config, { post_logout_redirect_uri: postLogoutRedirect, client_id: this.project.clientId });
   }
 }
 

@@ -243,7 +243,7 @@ async function logout(deps: LoginRoutesDeps, request: FastifyRequest, reply: Fas
   request.outcome.decision = 'logout';
   request.outcome.sub = session?.sub ?? null;
   const client = session === null ? undefined : clients.get(session.project);
-  const endSession = client === undefined ? null : await client.endSessionUrl(session!.idToken, absolute(target, publicUrl));
+  const endSession = client === undefined ? null : await client.endSessionUrl(absolute(target, publicUrl));
   return redirect(reply, status, endSession?.href ?? target, setCookies);
 }
 

@@ -76,8 +76,23 @@ t.test('logout revokes the session on the server', async (t) => {
   t.equal(loc.pathname, '/session/end', 'on to the IdP\'s end_session_endpoint');
   t.equal(loc.searchParams.get('post_logout_redirect_uri'), `${base}/bye`);
   t.equal(loc.searchParams.get('client_id'), GATEWAY_CLIENT_ID);
-  t.ok(loc.searchParams.get('id_token_hint'), 'id_token_hint for the IdP');
+  t.equal(loc.searchParams.get('id_token_hint'), null, 'no id_token_hint: no token in a URL');
+  t.same([...loc.searchParams.keys()].sort(), ['client_id', 'post_logout_redirect_uri'], 'nothing else in the URL');
+  t.notMatch(loc.href, /eyJ/, 'no JWT anywhere in the URL');
   t.ok(out.headers.getSetCookie().some((c) => /^__Host-cdf-gw-session=;.*Max-Age=0/.test(c)), 'cookie cleared');
+
+  // The real oidc-provider, given client_id and no hint, checks post_logout_redirect_uri against
+  // the client's registration and, once the user confirms, sends the browser there.
+  const endPage = await b.fetch(loc);
+  t.equal(endPage.status, 200, 'the IdP shows its logout confirmation');
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(await endPage.text())?.[1];
+  t.ok(xsrf, 'with its form');
+  const confirmed = await b.fetch(new URL('/session/end/confirm', loc), {
+    method: 'POST', body: new URLSearchParams({ xsrf: xsrf!, logout: 'yes' }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  t.equal(confirmed.status, 303);
+  t.equal(confirmed.headers.get('location'), `${base}/bye`, 'back at the registered post-logout URI');
 
   const n = upstream.requests.length;
   const replay = await fetch(`${base}/app/x`, { headers: { cookie: stolen, ...JSON_ACCEPT } });
