@@ -151,8 +151,26 @@ export function isRejection(err: unknown): boolean {
 const NOT_AN_ANSWER = new Set(['OAUTH_RESPONSE_IS_NOT_CONFORM', 'OAUTH_RESPONSE_IS_NOT_JSON']);
 
 /**
+ * An answer whose body is not the shape its endpoint must send: a token response of `{}` or `[]`
+ * (no string `access_token`, `token_type`, `id_token`), a key set whose `keys` is no array, JSON
+ * that does not parse. oauth4webapi reports these as OAUTH_INVALID_RESPONSE with the offending
+ * body as the cause (`{ body }`), or OAUTH_PARSE_ERROR for the response body. The same codes also
+ * report checks failing on a well-formed answer (state, iss, the ID token's signature and claims:
+ * their cause is no `{ body }`, and a JWT that does not parse names the JWT, not the response);
+ * those stay refusals.
+ */
+function isMalformedAnswer(e: Error & { code?: unknown }): boolean {
+  if (e.code === 'OAUTH_INVALID_RESPONSE') {
+    const cause = e.cause;
+    return typeof cause === 'object' && cause !== null && !(cause instanceof Error) && Object.hasOwn(cause, 'body');
+  }
+  return e.code === 'OAUTH_PARSE_ERROR' && e.message.startsWith('failed to parse "response" body');
+}
+
+/**
  * Whether `err` says the IdP could not be used (unreachable, timed out, 5xx, an answer that is
- * no OAuth answer, its keys unobtainable) rather than that it said no: 'timeout', 'unavailable',
+ * no OAuth answer or not the shape its endpoint must send, its keys unobtainable) rather than
+ * that it said no: 'timeout', 'unavailable',
  * or null for a refusal or a failed check (the login itself failed).
  */
 export function idpFailure(err: unknown): 'timeout' | 'unavailable' | null {
@@ -164,6 +182,7 @@ export function idpFailure(err: unknown): 'timeout' | 'unavailable' | null {
     if (e.name === 'TimeoutError' || code === 'OAUTH_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'timeout';
     // fetch() fails with a TypeError (cause: ECONNREFUSED, ENOTFOUND, …); discovery failures are wrapped.
     if (e instanceof IdpUnavailableError || e instanceof TypeError || (typeof code === 'string' && NOT_AN_ANSWER.has(code))) unavailable = true;
+    else if (isMalformedAnswer(e)) unavailable = true;
   }
   return unavailable ? 'unavailable' : null;
 }

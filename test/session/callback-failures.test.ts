@@ -1,6 +1,7 @@
 // The IdP unreachable or failing during /auth/callback is the IdP's fault, not the user's:
 // 502 (504 on timeout) in CDF's shape, or the error destination with error=idp_unavailable,
-// never 400. A refusal from the IdP (a forged code) stays a failed login (400).
+// never 400; so is an answer that is no token response (`{}`, JSON that does not parse). A
+// refusal from the IdP (a forged code) stays a failed login (400).
 import t from 'tap';
 import { closedPort } from '../fixtures/upstream.js';
 import { startLoginStack, type FakeBrowser } from '../fixtures/login.js';
@@ -11,18 +12,22 @@ async function toCallback(b: FakeBrowser, base: string, query = 'project=demo&re
   return url;
 }
 
-type Fault = 'none' | 'refused' | 'timeout';
+type Fault = 'none' | 'refused' | 'timeout' | 'empty' | 'garbled';
 
 t.test('callback with the IdP unreachable, failing or timing out', async (t) => {
   // The gateway's fetch (IdP and JWKS calls) passes through here: the token request can be sent
   // to a port nothing listens on (a real ECONNREFUSED), or fail as an expired AbortSignal.timeout
   // makes fetch fail (a TimeoutError DOMException; waiting out the real 10 s bound adds nothing).
+  // A stand-in token endpoint answers 200 with a body that is no token response: `{}` (no
+  // access_token), or JSON that does not parse.
   let fault: Fault = 'none';
   const dead = `http://127.0.0.1:${await closedPort()}`;
   const fetchVia: typeof fetch = async (input, init) => {
     const url = String(input instanceof Request ? input.url : input);
     if (fault !== 'none' && new URL(url).pathname === '/token') {
       if (fault === 'timeout') throw new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+      if (fault === 'empty') return new Response('{}', { status: 200, headers: { 'content-type': 'application/json' } });
+      if (fault === 'garbled') return new Response('{"access_token":', { status: 200, headers: { 'content-type': 'application/json' } });
       return fetch(dead + new URL(url).pathname, init);
     }
     return fetch(input, init);
@@ -46,6 +51,8 @@ t.test('callback with the IdP unreachable, failing or timing out', async (t) => 
     ['down', 502, 'Bad gateway: the identity provider failed'],
     ['refused', 502, 'Bad gateway: the identity provider failed'],
     ['timeout', 504, 'Gateway timeout: the identity provider did not answer'],
+    ['empty', 502, 'Bad gateway: the identity provider failed'],
+    ['garbled', 502, 'Bad gateway: the identity provider failed'],
   ] as const) {
     await t.test(`token endpoint ${f}: ${status}`, async (t) => {
       const { res, b } = await callback(f);
