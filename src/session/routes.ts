@@ -174,6 +174,8 @@ async function finishLogin(deps: LoginRoutesDeps, request: FastifyRequest, reply
   // Without its flow cookie a callback is someone else's grant (or an expired one): refused.
   if (flow === null || typeof flow.s !== 'string' || !sameSecret(flow.s, state)) {
     metrics.login(flow?.p ?? '-', 'no_flow');
+    // A cookie of that name that cannot be used (sent twice, tampered, expired) is cleared.
+    if (sealed !== undefined) void reply.header('set-cookie', [simpleCookie(sessions.names, flowName, '', 0)]);
     throw new LoginFailedError(flow === null ? 'no login flow for this state in this browser' : 'state mismatch');
   }
   const clearFlow = simpleCookie(sessions.names, flowName, '', 0);
