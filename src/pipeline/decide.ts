@@ -94,6 +94,18 @@ export function isBrowser(headers: IncomingHttpHeaders): boolean {
   return headers.authorization === undefined && accept !== undefined && accept.includes('text/html');
 }
 
+/**
+ * Where the session is not read (public routes, bearer-only routes, a bearer token presented), a
+ * session cookie that came twice is still cleared (DESIGN: treated as having none, cookies
+ * cleared). Requests whose Cookie header lacks the session cookie's name pay one substring check.
+ */
+function clearAmbiguousSession(state: GatewayState, headers: IncomingHttpHeaders, p: { setCookies: string[] | null }): void {
+  const sessions = state.login?.sessions;
+  if (sessions === undefined || headers.cookie === undefined) return;
+  const clear = sessions.clearIfAmbiguous(headers.cookie);
+  if (clear !== null) p.setCookies = clear;
+}
+
 /** Mutable while deciding; frozen into the verdict. */
 interface Progress {
   route: CompiledRoute | null;
@@ -140,7 +152,10 @@ function decideInner(state: GatewayState, ask: Ask, p: Progress): Maybe<Decision
   if (ask.target !== null) {
     route = routeOf(state, ask.target, p);
     if (ask.entry === 'upgrade' && !route.websockets) throw new BadRequestError('Bad request: WebSockets are not enabled on this route', undefined, 'websockets_disabled');
-    if (route.isPublic) return allowed(p, null, null, null);
+    if (route.isPublic) {
+      clearAmbiguousSession(state, ask.headers, p);
+      return allowed(p, null, null, null);
+    }
   }
   return andThen(identify(state, ask.headers, ask.rawHeaders, route, p),
     (identity) => identity instanceof GatewayError ? refusal(identity, p) : decideFor(state, ask, p, route, identity));
@@ -208,6 +223,7 @@ export function identify(
 ): Maybe<Identity | null | GatewayError> {
   const token = bearerCandidate(headers, rawHeaders);
   if (token !== null) {
+    clearAmbiguousSession(state, headers, p);
     // A token seen before is answered from the cache without a promise: its principal, or the
     // refusal it got (returned as a value, not thrown). Only a token not seen before is scanned
     // for its syntax (400 when it is no token68).
@@ -218,7 +234,11 @@ export function identify(
   }
   const sessions = state.login?.sessions;
   const cookie = headers.cookie;
-  if (sessions === undefined || (route !== null && route.login === null) || cookie === undefined) return null;
+  if (sessions === undefined || cookie === undefined) return null;
+  if (route !== null && route.login === null) {
+    clearAmbiguousSession(state, headers, p);
+    return null;
+  }
   return sessions.authenticate(sessions.cookies(cookie), route?.login ?? null).then((r) => {
     p.setCookies = r.setCookies;
     if (r.session === null) return null;

@@ -89,6 +89,19 @@ export class SessionManager {
     return parseCookies(header);
   }
 
+  /**
+   * For requests that do not read the session (public routes, bearer-only routes, a bearer token
+   * presented): the lines clearing the session cookie when it came more than once, else null.
+   * A Cookie header without the session cookie's name is not parsed (one substring check).
+   */
+  clearIfAmbiguous(header: string | string[] | undefined): string[] | null {
+    if (header === undefined) return null;
+    const name = this.names.session;
+    if (typeof header === 'string' ? !header.includes(name) : !header.some((h) => h.includes(name))) return null;
+    const cookies = parseCookies(header);
+    return isAmbiguous(name, cookies) ? clearCookie(this.names, name, cookies) : null;
+  }
+
   /** The session in these cookies, or null (absent, tampered, expired, revoked). */
   async read(cookies: Readonly<Record<string, string>>): Promise<Session | null> {
     if (isAmbiguous(this.names.session, cookies)) return null;

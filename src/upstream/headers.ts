@@ -50,7 +50,7 @@ const DROPPED_RESPONSE = new Set<string>(['server', 'x-powered-by', 'x-aspnet-ve
 export interface ResponseContext {
   /** The route's redirect bases: a Location into the upstream's base path is rewritten. */
   readonly redirect?: RedirectBases | null;
-  /** The request was authenticated by a session cookie: without the upstream's own Cache-Control, `private`. */
+  /** The request was authenticated by a session cookie, or the response carries the gateway's own Set-Cookie: without the upstream's own Cache-Control, `private`. */
   readonly session?: boolean;
 }
 

@@ -212,7 +212,7 @@ class ProxyHandler {
     }
     const out = clientResponseHeaders(
       undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
-      { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession });
+      { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession || state.setCookies !== null });
     if (state.route.cors !== null) upstreamCorsHeaders(out, res); // the gateway's CORS headers win
     // The gateway's request id is the one returned, never the upstream's.
     const id = request.observed?.id;
