@@ -88,10 +88,16 @@ export function isReservedPath(path: string): boolean {
   return false;
 }
 
-/** DESIGN: a browser is a request that accepts HTML and presents no Authorization. */
+const TEXT_HTML = /text\/html/i;
+
+/**
+ * DESIGN: a browser is a request that accepts HTML and presents no Authorization. Media types
+ * are case-insensitive (RFC 9110 §8.3.1): `TEXT/HTML` counts; the common lower-case spelling is
+ * found without the regular expression.
+ */
 export function isBrowser(headers: IncomingHttpHeaders): boolean {
   const accept = headers.accept;
-  return headers.authorization === undefined && accept !== undefined && accept.includes('text/html');
+  return headers.authorization === undefined && accept !== undefined && (accept.includes('text/html') || TEXT_HTML.test(accept));
 }
 
 /**

@@ -11,6 +11,13 @@ t.test('who gets a page', async (t) => {
   t.ok(isBrowser(HTML));
   t.notOk(isBrowser({ ...HTML, authorization: 'Bearer x' }), 'Authorization: an API client');
   t.notOk(isBrowser({ accept: '*/*' }));
+  // Media type and subtype are case-insensitive (RFC 9110 §8.3.1).
+  for (const accept of ['TEXT/HTML', 'Text/Html,application/xhtml+xml', 'application/json;q=0.5, text/HTML']) {
+    t.ok(isBrowser({ accept }), `Accept: ${accept}`);
+    t.ok(wantsPage({ accept }, 401, false), `Accept: ${accept} gets a page`);
+  }
+  t.notOk(isBrowser({ accept: 'TEXT/HTML', authorization: 'Bearer x' }), 'any case, with Authorization: an API client');
+  t.notOk(isBrowser({ accept: 'application/json' }));
   t.ok(wantsPage(HTML, 401, false));
   t.ok(wantsPage(HTML, 403, false));
   t.ok(wantsPage(HTML, 404, false));

@@ -147,6 +147,20 @@ t.test('forward-auth: a browser without a session is sent to log in (Traefik-sty
   const post = await fetch(`${stack.base}/auth/verify`, { headers: { ...html, 'x-original-method': 'POST', 'x-original-uri': '/app/page' } });
   t.equal(post.status, 401);
   t.equal(post.headers.get('x-auth-login-url'), null, 'nor a form POST');
+  // Media types are case-insensitive (RFC 9110 §8.3.1): an upper-case Accept is a browser too.
+  const upper = { accept: 'TEXT/HTML' };
+  const traefikUpper = await fetch(`${stack.base}/auth/verify`, {
+    redirect: 'manual',
+    headers: { ...upper, 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/app/page', 'x-forwarded-host': '127.0.0.1:1234', 'x-forwarded-proto': 'http' },
+  });
+  t.equal(traefikUpper.status, 302, 'Accept: TEXT/HTML, Traefik-style: sent to log in');
+  const nginxUpper = await fetch(`${stack.base}/auth/verify`, { redirect: 'manual', headers: { ...upper, 'x-original-method': 'GET', 'x-original-uri': '/app/page' } });
+  t.equal(nginxUpper.status, 401);
+  t.ok(nginxUpper.headers.get('x-auth-login-url'), 'Accept: TEXT/HTML, nginx-style: the login URL rides on the 401');
+  t.match(nginxUpper.headers.get('content-type'), /^text\/html/, 'and the 401 is a page');
+  const proxied = await fetch(`${stack.base}/app/page`, { redirect: 'manual', headers: upper });
+  t.equal(proxied.status, 302, 'Accept: TEXT/HTML through the proxy: sent to log in');
+  t.match(proxied.headers.get('location'), /^\/auth\/login\?/);
 });
 
 t.test('forward-auth: forwarded headers are believed only from trusted proxies; one of a pair is 400', async (t) => {
