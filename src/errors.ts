@@ -149,8 +149,19 @@ export class NotFoundError extends GatewayError {
   constructor() { super(404, 'Not found'); }
 }
 
-/** TRACE (echoes the request, upstream credential included) and CONNECT are never served. */
-export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+/**
+ * The methods the gateway forwards; every other one gets 405 on every path and is never
+ * forwarded: TRACE (echoes the request, upstream credential included), CONNECT, and the
+ * extension methods (WebDAV's PROPFIND, MKCOL…, cache PURGE, LINK, SEARCH, QUERY) that no rule
+ * and no upstream here was written for.
+ */
+export const ALLOWED_METHOD_LIST: readonly string[] = Object.freeze(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+export const ALLOWED_METHODS = ALLOWED_METHOD_LIST.join(', ');
+const ALLOWED_METHOD_SET: ReadonlySet<string> = new Set(ALLOWED_METHOD_LIST);
+/** Whether the gateway forwards `method` (case-sensitive, RFC 9110 §9.1). */
+export function isAllowedMethod(method: string): boolean {
+  return ALLOWED_METHOD_SET.has(method);
+}
 export class MethodNotAllowedError extends GatewayError {
   constructor(method: string) {
     super(405, 'Method not allowed', { detail: `method ${method}`, headers: { allow: ALLOWED_METHODS } });

@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
-import { NotFoundError } from './errors.js';
+import { ALLOWED_METHOD_LIST, MethodNotAllowedError, NotFoundError, isAllowedMethod } from './errors.js';
 import { createLoggers, type AccessLine } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
@@ -62,7 +62,14 @@ export interface Gateway {
 
 /** The routes, in the order a request meets them: CORS preflights, the gateway's own endpoints, the proxy. */
 function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock: Clock; logger: Logger; metrics: PromMetrics; login: boolean }): void {
+  // The proxy's routes take only the methods it forwards: any other method (PROPFIND, PURGE,
+  // TRACE…) comes here, on every path, and gets 405.
   app.setNotFoundHandler((request) => {
+    const method = request.raw.method!;
+    if (!isAllowedMethod(method)) {
+      newOutcome(request).decision = 'not_allowed';
+      throw new MethodNotAllowedError(method);
+    }
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
   });
@@ -79,8 +86,8 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
     registerBackchannelLogout(app, { holder, clock: deps.clock, logger: deps.logger });
   }
   const handle = proxyHandler(holder);
-  app.route({ method: app.supportedMethods as string[], url: '/*', handler: handle });
-  app.route({ method: app.supportedMethods as string[], url: '/', handler: handle });
+  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/*', handler: handle });
+  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/', handler: handle });
 }
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {

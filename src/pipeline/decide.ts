@@ -10,7 +10,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   BadRequestError, CrossSiteError, GatewayError, InsufficientScopeError, MethodNotAllowedError, MissingTokenError,
-  NotFoundError,
+  NotFoundError, isAllowedMethod,
 } from '../errors.js';
 import { authorize } from '../policy/authorize.js';
 import type { CompiledRoute } from '../policy/rules.js';
@@ -152,8 +152,9 @@ function refusal(err: unknown, p: Progress): Refused {
 function decideInner(state: GatewayState, ask: Ask, p: Progress): Maybe<Decision> {
   // RFC 9112 §3.2: exactly one Host, a valid host[:port] (it goes upstream as X-Forwarded-Host).
   requireValidHost(ask.rawHeaders, ask.httpVersion ?? '1.1');
-  // TRACE would echo the request the upstream got, injected credential included.
-  if (ask.method === 'TRACE' || ask.method === 'CONNECT') throw new MethodNotAllowedError(ask.method);
+  // Only the methods the gateway forwards (TRACE would echo the request the upstream got,
+  // injected credential included): any other is 405 wherever it is sent, forward-auth included.
+  if (!isAllowedMethod(ask.method)) throw new MethodNotAllowedError(ask.method);
   let route: CompiledRoute | null = null;
   if (ask.target !== null) {
     route = routeOf(state, ask.target, p);

@@ -97,19 +97,29 @@ t.test('methods and bodies', async (t) => {
   };
   t.beforeEach(() => echo());
 
-  await t.test('TRACE is 405 on every route, never forwarded, so no injected credential is echoed', async (t) => {
-    for (const [path, extra] of [['/app/x', `Authorization: ${auth}\r\n`], ['/status', ''], ['/nowhere', ''], ['/auth/verify', '']] as const) {
-      const before = up.requests.length;
-      const r = await exchange(gw.url, `TRACE ${path} HTTP/1.1\r\nHost: gw\r\n${extra}\r\n`, complete);
-      r.socket.destroy();
-      t.match(r.text, /^HTTP\/1\.1 405 /, `TRACE ${path}`);
-      const allow = /\r\nallow: ([^\r]*)/i.exec(r.text)?.[1] ?? '';
-      t.match(allow, /GET/);
-      t.notMatch(allow, /TRACE|CONNECT/);
-      t.same(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)), { error: { code: 405, message: 'Method not allowed' } });
-      t.notMatch(r.text, API_KEY);
-      t.equal(up.requests.length, before, 'nothing reached the upstream');
+  await t.test('TRACE and every method the gateway does not forward are 405 on every route, never forwarded', async (t) => {
+    // TRACE: an echo would hand out the injected credential. The rest: extension methods (WebDAV,
+    // cache purges, LINK, SEARCH, QUERY) that Node parses but the gateway never forwards.
+    const methods = ['TRACE', 'PROPFIND', 'PROPPATCH', 'MKCOL', 'COPY', 'MOVE', 'LOCK', 'PURGE', 'LINK', 'UNLINK', 'SEARCH', 'REPORT', 'QUERY'];
+    const paths = [['/app/x', `Authorization: ${auth}\r\n`], ['/status', ''], ['/status/x', `Authorization: ${auth}\r\n`], ['/nowhere', ''], ['/auth/verify', ''], ['/login/token', ''], ['/', '']] as const;
+    for (const method of methods) {
+      for (const [path, extra] of paths) {
+        const before = up.requests.length;
+        const r = await exchange(gw.url, `${method} ${path} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nX-Request-Id: m-${method}\r\n${extra}\r\n`, complete);
+        r.socket.destroy();
+        t.match(r.text, /^HTTP\/1\.1 405 /, `${method} ${path}`);
+        const allow = /\r\nallow: ([^\r]*)/i.exec(r.text)?.[1] ?? '';
+        t.equal(allow, 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS', `${method} ${path}: Allow`);
+        t.same(JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)), { error: { code: 405, message: 'Method not allowed' } });
+        t.match(r.text, new RegExp(`\r\nx-request-id: m-${method}\r\n`, 'i'));
+        t.notMatch(r.text, API_KEY);
+        t.equal(up.requests.length, before, `${method} ${path}: nothing reached the upstream`);
+        const line = gw.entries().filter((e) => e.msg === 'request' && e.requestId === `m-${method}`).pop();
+        t.match(line, { method, status: 405, reason: 'method_not_allowed', decision: 'not_allowed' }, `${method} ${path}: access line`);
+      }
     }
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    t.match(metrics, new RegExp(`cdf_gateway_refusals_total\\{route="-",reason="method_not_allowed"\\} ${methods.length * paths.length}\\n`), "each counted");
   });
 
   await t.test('CONNECT is 405 (not a dropped connection), never tunnelled', async (t) => {

@@ -35,6 +35,8 @@ const rows: Row[] = [
   { name: 'no route', method: 'GET', target: '/nowhere', as: 'alice', verdict: 'no_route' },
   { name: 'reserved path', method: 'GET', target: '/auth/anything', as: 'alice', verdict: 'no_route' },
   { name: 'TRACE', method: 'TRACE', target: '/api/assets', as: 'alice', verdict: 'method_not_allowed' },
+  { name: 'PROPFIND (a method the gateway never forwards)', method: 'PROPFIND', target: '/api/assets', as: 'alice', verdict: 'method_not_allowed' },
+  { name: 'PURGE on a public route', method: 'PURGE', target: '/open/x', verdict: 'method_not_allowed' },
   { name: 'spoofed identity headers do not grant', method: 'GET', target: '/admin/secret', as: 'alice',
     headers: { 'x-auth-request-groups': 'admins', 'x-auth-request-user': 'root', 'x-forwarded-groups': 'admins' }, verdict: 'no_rule' },
   { name: 'readers may not write', method: 'POST', target: '/app/x', as: 'alice', verdict: 'no_rule' },
