@@ -21,6 +21,9 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
     logger: false, // one access line per request is written by the gateway; Fastify's per-request child loggers are not needed
     http: {
       maxHeaderSize: server.maxHeaderBytes,
+      // Node's own check answers a missing Host with a bare 400 (no body, no id, no access line):
+      // the gateway refuses it itself, in CDF's shape and counted (request/observe.ts, decide()).
+      requireHostHeader: false,
       headersTimeout: server.headersTimeoutMs,
       requestTimeout: server.requestTimeoutMs,
       // Node checks the two timeouts above only this often (default 30 s).

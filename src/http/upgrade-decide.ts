@@ -11,7 +11,7 @@ export function decideUpgrade(holder: StateHolder): DecideUpgrade {
   return async (req: IncomingMessage): Promise<UpgradeAllowed> => {
     const state = holder.current;
     const v = await decide(state, {
-      entry: 'upgrade', method: 'GET', target: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, loginReturn: null,
+      entry: 'upgrade', method: 'GET', target: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, httpVersion: req.httpVersion, loginReturn: null,
     });
     if (!v.ok) {
       // The access line wants the route and path of a refusal too.

@@ -2,6 +2,7 @@
 // valid `host[:port]`. Anything else is 400: the value is passed upstream as X-Forwarded-Host, and
 // two readings of "the host" (two headers, a list, a path or space in it) are what cache-poisoning
 // and routing confusion are made of. Pure: no Fastify, no config.
+import type { IncomingHttpHeaders } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { BadRequestError } from '../errors.js';
 
@@ -61,8 +62,21 @@ export function checkHost(rawHeaders: readonly string[], httpVersion: string): H
   return isValidHost(host) ? { ok: true, host } : { ok: false, problem: 'malformed' };
 }
 
+function hostError(problem: HostProblem): BadRequestError {
+  return new BadRequestError('Bad request: invalid Host header', `host ${problem}`, 'bad_host');
+}
+
 /** checkHost, throwing the 400 the gateway answers with. */
 export function requireValidHost(rawHeaders: readonly string[], httpVersion: string): void {
   const r = checkHost(rawHeaders, httpVersion);
-  if (!r.ok) throw new BadRequestError('Bad request: invalid Host header', `host ${r.problem}`, 'bad_host');
+  if (!r.ok) throw hostError(r.problem);
+}
+
+/**
+ * The Host check every request gets on arrival, whatever answers it (the gateway's own endpoints
+ * too): an HTTP/1.1 request with no Host at all is refused. One property read; the full check
+ * (duplicates, malformed values) is decide()'s. Null when the request has a Host (or is HTTP/1.0).
+ */
+export function missingHost(headers: IncomingHttpHeaders, httpVersion: string): BadRequestError | null {
+  return headers.host === undefined && httpVersion !== '1.0' ? hostError('missing') : null;
 }

@@ -1,7 +1,8 @@
 // What every request gets on arrival and at its end, whatever answers it: a request id (kept from
 // `X-Request-Id` or made) echoed on the response, the request context (log lines and spans find
 // it), the in-flight gauge, and at the end the access line, the duration histogram, the refusal
-// counter and the server span's end. The decision itself is not made here.
+// counter and the server span's end. The decision itself is not made here; the one refusal made
+// on arrival is an HTTP/1.1 request without Host (what Node's parser would otherwise answer).
 import type { FastifyInstance } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { AccessLine } from '../log.js';
@@ -9,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { newOutcome, type Outcome } from '../http/respond.js';
 import type { ActiveTracing } from '../tracing.js';
 import { clientIp } from './client-ip.js';
+import { missingHost } from './host.js';
 import { REQUEST_ID_HEADER, requestId } from './id.js';
 import { runInRequest, type RequestContext } from './context.js';
 
@@ -46,6 +48,10 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
     request.observed = ctx;
     metrics.inFlight(1);
     reply.raw.on('close', onClose); // a response closes once: `on` spares once()'s wrapper
+    // No Host (HTTP/1.1): Node is told not to refuse it (its bare 400 has no id and no access
+    // line); refused here, before any endpoint, so every path answers it alike.
+    const noHost = missingHost(raw.headers, raw.httpVersion);
+    if (noHost !== null) { runInRequest(ctx, () => done(noHost)); return; }
     runInRequest(ctx, done);
   });
 
