@@ -1,14 +1,40 @@
 // The Fastify instance and what happens below the route handlers: listener limits and timeouts,
 // Expect: 100-continue held back until the pipeline has decided, CONNECT answered 405 on the raw
-// socket, bodies passed through unparsed, and connections closed whenever the gateway answers
-// before a request body was read to its end.
+// socket, socket-level client errors (431, 408, 400) answered in CDF's shape, bodies passed
+// through unparsed, and connections closed whenever the gateway answers before a request body
+// was read to its end.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyCookie } from '@fastify/cookie';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../config/types.js';
 import { ALLOWED_METHODS, errorBody } from '../errors.js';
 import { frameworkError } from './respond.js';
+
+/** Safe, fixed texts: nothing of the request's bytes is ever echoed. */
+const CLIENT_ERROR_MESSAGES: Readonly<Record<number, string>> = {
+  400: 'Bad request: malformed HTTP request',
+  408: 'Request timeout: the request did not arrive in time',
+  431: 'Request header fields too large',
+};
+
+/**
+ * Node's 'clientError' (the parser refused the bytes, or the headers/request timeout fired before
+ * a request was handed over): answered in CDF's shape and the connection closed. Fastify's own
+ * handler answers in Fastify's shape; its guards are kept: nothing for a reset or destroyed
+ * socket, nothing written to a socket that cannot take it or whose response already started.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && (res === undefined || res === null || !res.headersSent)) {
+    const body = errorBody(status, CLIENT_ERROR_MESSAGES[status]!);
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
 
 function hasBody(raw: IncomingMessage): boolean {
   const len = raw.headers['content-length'];
@@ -36,6 +62,7 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
     bodyLimit: 1024 * 1024, // only applies to parsers that buffer; we register none
     routerOptions: { maxParamLength: 65535 },
     frameworkErrors: frameworkError,
+    clientErrorHandler,
   });
   app.decorateRequest('outcome', null as never);
   // Its parse/serialize only (src/session/cookies.ts); no hook: the proxy path never reads cookies.
