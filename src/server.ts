@@ -7,6 +7,7 @@
 // in one immutable GatewayState (src/state.ts) read through one reference; reload() swaps it.
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by src/http/respond.ts.
 import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
@@ -29,6 +30,7 @@ import { SocketRegistry } from './http/sockets.js';
 import { upgradeHandler } from './http/upgrade.js';
 import { decideUpgrade } from './http/upgrade-decide.js';
 import { observeRequests } from './request/observe.js';
+import { clientIp } from './request/client-ip.js';
 import { setContextReach } from './request/context.js';
 import { startTracing, type ActiveTracing } from './tracing.js';
 import { startupSummary } from './startup.js';
@@ -108,8 +110,10 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     if (line.reason !== null) metrics.refusal(line.route, line.reason);
     if (accessLog) writeAccess(line);
   };
-  const app = createApp(server, (req) => record({
-    method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
+  /** The access line's client address for a request answered on its raw socket. */
+  const ipOf = (req: IncomingMessage) => clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], (a) => holder.current.isTrustedProxy(a));
+  const app = createApp(server, (req, requestId) => record({
+    requestId, ip: ipOf(req), method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
   }));
   // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
   // end the access line and the request metrics.
@@ -120,7 +124,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   // WebSockets: decided like a GET on their route, then tunnelled (http/upgrade.ts).
   app.server.on('upgrade', upgradeHandler({
     sockets, server: app.server, decide: decideUpgrade(holder),
-    record: (req, o) => record({ method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }),
+    record: (req, o) => record({ requestId: o.requestId, ip: ipOf(req), method: req.method, path: o.path, route: o.route, decision: o.decision, reason: o.reason, sub: o.sub, status: o.status, ms: o.ms, upgrade: 'websocket' }),
     onError: (err) => logger.error({ err }, 'unexpected error in a WebSocket upgrade'),
   }));
   app.addHook('preClose', async () => { sockets.closeAll(); });

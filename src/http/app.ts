@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../config/types.js';
 import { ALLOWED_METHODS, errorBody } from '../errors.js';
 import { frameworkError } from './respond.js';
+import { REQUEST_ID_HEADER, requestId } from '../request/id.js';
 
 /** Safe, fixed texts: nothing of the request's bytes is ever echoed. */
 const CLIENT_ERROR_MESSAGES: Readonly<Record<number, string>> = {
@@ -41,8 +42,8 @@ function hasBody(raw: IncomingMessage): boolean {
   return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
-/** `onConnect` records a CONNECT (answered 405 here: it never reaches a route handler). */
-export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage) => void): FastifyInstance {
+/** `onConnect` records a CONNECT (answered 405 here: it never reaches a route handler) under its request id. */
+export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage, requestId: string) => void): FastifyInstance {
   const app = Fastify({
     logger: false, // one access line per request is written by the gateway; Fastify's per-request child loggers are not needed
     http: {
@@ -73,10 +74,11 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
   // CONNECT never reaches a route handler (Node hands over the socket): answer 405 on it.
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const body = errorBody(405, 'Method not allowed');
+    const id = requestId(req.headers[REQUEST_ID_HEADER]); // printable ASCII: safe in a header line
     socket.on('error', () => { /* the client may already be gone */ });
     socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    onConnect(req);
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
+    onConnect(req, id);
   });
   // Bodies are streamed to the upstream untouched, never parsed or buffered.
   app.removeAllContentTypeParsers();

@@ -19,6 +19,7 @@ import { openTunnel, UpgradeRefusedError, type TunnelRequest } from '../upstream
 import type { ForwardContext } from '../upstream/headers.js';
 import type { SessionBinding, SocketRegistry } from './sockets.js';
 import { decisionFor } from './respond.js';
+import { REQUEST_ID_HEADER, requestId } from '../request/id.js';
 
 /** What the decision gives an upgrade (the pipeline's Allowed, narrowed to what a tunnel needs). */
 export interface UpgradeAllowed {
@@ -38,7 +39,7 @@ export interface UpgradeAllowed {
 export type DecideUpgrade = (req: IncomingMessage) => Promise<UpgradeAllowed>;
 
 /** One access line / request metric per upgrade. */
-export type RecordUpgrade = (req: IncomingMessage, o: { route: string; status: number; decision: string; reason: Reason | null; sub: string | null; path: string | null; ms: number }) => void;
+export type RecordUpgrade = (req: IncomingMessage, o: { requestId: string; route: string; status: number; decision: string; reason: Reason | null; sub: string | null; path: string | null; ms: number }) => void;
 
 export interface UpgradeDeps {
   readonly decide: DecideUpgrade;
@@ -54,11 +55,11 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return typeof u === 'string' && u.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
 }
 
-/** An HTTP error answer on a raw socket, in CDF's shape, and the connection closed. */
-export function refuse(socket: Duplex, gw: GatewayError, body?: Buffer): void {
+/** An HTTP error answer on a raw socket, in CDF's shape, carrying the request id, and the connection closed. */
+export function refuse(socket: Duplex, gw: GatewayError, id: string, body?: Buffer): void {
   if (socket.destroyed) return;
   const payload = body ?? Buffer.from(errorBody(gw.status, gw.message));
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...gw.headers };
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...gw.headers, [REQUEST_ID_HEADER]: id };
   let head = `HTTP/1.1 ${gw.status} ${http.STATUS_CODES[gw.status] ?? 'Error'}\r\n`;
   for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
   head += `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
@@ -70,7 +71,8 @@ export function upgradeHandler(deps: UpgradeDeps) {
     if (!isWebSocketUpgrade(req)) { serveAsRequest(deps.server, req, socket as Socket, head); return; }
     socket.on('error', () => socket.destroy());
     const started = performance.now();
-    const o = { route: '-', status: 101, decision: 'websocket', reason: null as Reason | null, sub: null as string | null, path: null as string | null };
+    const id = requestId(req.headers[REQUEST_ID_HEADER]);
+    const o = { requestId: id, route: '-', status: 101, decision: 'websocket', reason: null as Reason | null, sub: null as string | null, path: null as string | null };
     const done = () => deps.record(req, { ...o, ms: Math.round((performance.now() - started) * 100) / 100 });
     void (async () => {
       let allowed: UpgradeAllowed;
@@ -80,21 +82,23 @@ export function upgradeHandler(deps: UpgradeDeps) {
       } catch (err) {
         const gw = toGatewayError(err, deps.onError);
         Object.assign(o, { status: gw.status, decision: decisionFor(gw.status), reason: gw.code }, routeOf(err));
-        refuse(socket, gw);
+        refuse(socket, gw, id);
         done();
         return;
       }
       o.route = allowed.route.id;
       o.path = allowed.path;
       o.sub = allowed.principal?.sub ?? null;
-      const t: TunnelRequest = { route: allowed.route, path: allowed.path, url: req.url!, forward: allowed.forward, secret: allowed.secret, setCookies: allowed.setCookies };
+      const t: TunnelRequest = {
+        route: allowed.route, path: allowed.path, url: req.url!, forward: allowed.forward, secret: allowed.secret, setCookies: allowed.setCookies, requestId: id,
+      };
       try {
         const tunnel = await openTunnel(req, socket, head, t);
         deps.sockets.add(allowed.route.id, tunnel, allowed.binding);
       } catch (err) {
         const gw = toGatewayError(err, deps.onError);
         Object.assign(o, { status: gw.status, reason: gw.code, decision: gw instanceof UpgradeRefusedError ? 'upstream_refused' : decisionFor(gw.status) });
-        refuse(socket, gw, gw instanceof UpgradeRefusedError ? gw.body : undefined);
+        refuse(socket, gw, id, gw instanceof UpgradeRefusedError ? gw.body : undefined);
       }
       done();
     })();

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { CompiledRoute } from '../policy/rules.js';
 import { BadGatewayError, GatewayError, GatewayTimeoutError } from '../errors.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import { REQUEST_ID_HEADER } from '../request/id.js';
 
 /** What an authorised upgrade needs; built by the transport from the decision. */
 export interface TunnelRequest {
@@ -27,6 +28,8 @@ export interface TunnelRequest {
   readonly secret: string | null;
   /** The gateway's own Set-Cookie lines (a refreshed session), added to the 101. */
   readonly setCookies?: readonly string[] | null;
+  /** The upgrade's request id: sent upstream and returned on the 101 (the upstream's own is replaced). */
+  readonly requestId?: string;
 }
 
 export interface Tunnel {
@@ -129,6 +132,7 @@ export function openTunnel(req: IncomingMessage, socket: Duplex, head: Buffer, t
   const q = t.url.indexOf('?');
   const path = t.route.upstreamPath(t.path) + (q > 0 ? t.url.slice(q) : '');
   const headers: Record<string, string | string[]> = { ...upstreamRequestHeaders(req.headers, t.forward), connection: 'Upgrade', upgrade: 'websocket' };
+  if (t.requestId !== undefined) headers[REQUEST_ID_HEADER] = t.requestId;
   const timeout = t.route.upstream.timeoutMs;
 
   return new Promise<Tunnel>((resolve, reject) => {
@@ -159,6 +163,7 @@ export function openTunnel(req: IncomingMessage, socket: Duplex, head: Buffer, t
       clearTimeout(timer);
       const out = clientResponseHeaders(res.headers as Record<string, string | string[] | undefined>, t.secret);
       let lines = 'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n';
+      if (t.requestId !== undefined) out[REQUEST_ID_HEADER] = t.requestId;
       if (t.setCookies) out['set-cookie'] = [...(out['set-cookie'] === undefined ? [] : [out['set-cookie']].flat()), ...t.setCookies];
       for (const [k, v] of Object.entries(out)) for (const one of Array.isArray(v) ? v : [v]) lines += `${k}: ${one}\r\n`;
       socket.write(lines + '\r\n');

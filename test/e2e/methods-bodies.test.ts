@@ -125,11 +125,19 @@ t.test('methods and bodies', async (t) => {
   await t.test('CONNECT is 405 (not a dropped connection), never tunnelled', async (t) => {
     const before = up.requests.length;
     const { port } = new URL(up.url);
-    const r = await exchange(gw.url, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${auth}\r\n\r\n`, complete);
+    const r = await exchange(gw.url, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${auth}\r\nX-Request-Id: connect-1\r\n\r\n`, complete);
     t.match(r.text, /^HTTP\/1\.1 405 /);
     t.match(r.text, /"code":405/);
+    t.match(r.text, /\r\nx-request-id: connect-1\r\n/i, 'the incoming request id is returned');
+    t.match(gw.entries().find((e) => e.msg === 'request' && e.method === 'CONNECT' && e.requestId === 'connect-1'),
+      { ip: '127.0.0.1', status: 405, reason: 'method_not_allowed' }, 'and written on the access line with the client ip');
     t.equal(up.requests.length, before);
     r.socket.destroy();
+    const made = await exchange(gw.url, `CONNECT 127.0.0.1:${port} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, complete);
+    made.socket.destroy();
+    const id = /\r\nx-request-id: ([^\r]*)\r\n/i.exec(made.text)?.[1];
+    t.match(id, /^[0-9a-f-]{36}$/, 'without one, an id is made');
+    t.match(gw.entries().find((e) => e.msg === 'request' && e.requestId === id), { method: 'CONNECT', ip: '127.0.0.1' });
   });
 
   await t.test('OPTIONS with Max-Forwards: 0 is answered by the gateway; otherwise decremented', async (t) => {

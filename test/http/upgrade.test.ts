@@ -83,7 +83,10 @@ t.test('WebSockets with bearer tokens', async (t) => {
   const auth = (tok: string) => ({ authorization: `Bearer ${tok}` });
 
   await t.test('echo with a valid token; the upstream sees its credential, not the client\'s', async (t) => {
-    const ws = opened(await open(`${base}/ws/echo?x=1`, { ...auth(alice), cookie: 'cdf-gw-session=abc; other=1', 'x-auth-request-user': 'root', 'x-forwarded-user': 'root' }));
+    const ws = opened(await open(`${base}/ws/echo?x=1`, {
+      ...auth(alice), cookie: 'cdf-gw-session=abc; other=1', 'x-auth-request-user': 'root', 'x-forwarded-user': 'root',
+      'x-original-method': 'DELETE', 'x-original-uri': '/admin', 'x-request-id': 'ws-allowed-1',
+    }));
     const reply = nextMessage(ws);
     ws.send('hello');
     t.equal((await reply).data.toString(), 'hello');
@@ -93,6 +96,10 @@ t.test('WebSockets with bearer tokens', async (t) => {
     t.equal(h.headers.authorization, undefined, 'the client\'s token stays behind');
     t.equal(h.headers['x-auth-request-user'], 'alice', 'identity from the token, not the client');
     t.equal(h.headers['x-forwarded-user'], undefined);
+    t.equal(h.headers['x-original-method'], undefined, 'X-Original-Method dropped like X-Original-URI');
+    t.equal(h.headers['x-original-uri'], undefined);
+    t.equal(h.headers['x-request-id'], 'ws-allowed-1', 'the request id goes upstream');
+    t.match(gw.entries().find((e) => e.upgrade === 'websocket' && e.status === 101), { requestId: 'ws-allowed-1', ip: '127.0.0.1', route: '/ws' }, 'and onto the access line');
     t.equal(h.headers.cookie, 'other=1', 'gateway cookies stripped');
     t.equal(h.headers.upgrade, 'websocket');
     t.match(h.headers.connection, /upgrade/i);
@@ -123,6 +130,22 @@ t.test('WebSockets with bearer tokens', async (t) => {
     t.equal(up.handshakes.length, before, 'nothing reached the upstream');
     const line = gw.entries().find((e) => e.upgrade === 'websocket' && e.status === 403);
     t.match(line, { route: '/ws', decision: 'deny', sub: null }, 'an access line per upgrade');
+  });
+
+  await t.test('refusals carry the request id, on the response and the access line, with the client ip', async (t) => {
+    const kept = refused(await open(`${base}/ws/echo`, { 'x-request-id': 'ws-refused-1' }));
+    t.equal(kept.status, 401);
+    t.equal(kept.headers['x-request-id'], 'ws-refused-1', 'an incoming id is kept');
+    t.match(gw.entries().find((e) => e.upgrade === 'websocket' && e.requestId === 'ws-refused-1'),
+      { status: 401, ip: '127.0.0.1', reason: 'no_credentials' });
+    const made = refused(await open(`${base}/nowhere`, { ...auth(alice), 'x-request-id': 'x'.repeat(129) }));
+    t.equal(made.status, 404);
+    const id = made.headers['x-request-id'];
+    t.match(id, /^[0-9a-f-]{36}$/, 'one over 128 characters is replaced by a made one');
+    t.match(gw.entries().find((e) => e.upgrade === 'websocket' && e.requestId === id), { status: 404, ip: '127.0.0.1', reason: 'no_route' });
+    const upstreamRefusal = refused(await open(`${base}/ws/refuse`, { ...auth(alice), 'x-request-id': 'ws-refused-2' }));
+    t.equal(upstreamRefusal.status, 403);
+    t.equal(upstreamRefusal.headers['x-request-id'], 'ws-refused-2', 'on a relayed upstream refusal too');
   });
 
   await t.test('the upstream refusing the upgrade, or answering plain HTTP', async (t) => {
