@@ -14,7 +14,9 @@ export function createAdmin(deps: {
     const verifier = deps.verifier(); // the current state's: a reload may replace it
     const r = verifier.readiness();
     const ready = r.ready && !deps.isClosing();
-    if (!r.ready) void verifier.warmUp();
+    // Probes come at any rate (every replica's kubelet, anyone on the admin port): a missing or
+    // stale key set is fetched only as often as the cooldown allows, and never waited for.
+    if (!r.ready) void verifier.refreshDue();
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', closing: deps.isClosing(), issuers: r.issuers });
   });
   admin.get('/metrics', async (_req, reply) => {

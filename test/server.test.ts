@@ -55,6 +55,26 @@ t.test('JWKS unreachable with no keys: 503 (fail closed) and not ready; recovers
   t.equal((await fetch(gw.adminUrl + '/readyz')).status, 200);
 });
 
+t.test('/readyz never fetches a missing key set more often than jwksCooldownMs allows', async (t) => {
+  const clock = new TestClock();
+  const { jwks, gw } = await setup(t, { tokens: { jwksCooldownMs: 60_000 } }, true, clock);
+  const verifier = () => gw.gateway.state.verifier;
+  // The start-up fetch failed (the IdP is down): that failure starts the cooldown.
+  await waitFor(() => verifier().readiness().issuers[0]!.lastError !== null, 10_000);
+  t.equal(jwks.requests.jwks, 1);
+  for (let i = 0; i < 10; i++) t.equal((await fetch(gw.adminUrl + '/readyz')).status, 503, `probe ${i + 1}: not ready`);
+  clock.advance(60_000); // the cooldown has passed: the next probe may try once
+  t.equal((await fetch(gw.adminUrl + '/readyz')).status, 503);
+  await waitFor(() => jwks.requests.jwks >= 2, 10_000);
+  t.equal((await fetch(gw.adminUrl + '/readyz')).status, 503);
+  t.equal(jwks.requests.jwks, 2, 'one fetch per cooldown, however many probes came');
+
+  await jwks.setMode('normal');
+  clock.advance(60_000);
+  await waitFor(async () => (await fetch(gw.adminUrl + '/readyz')).status === 200, 10_000);
+  t.equal(jwks.requests.jwks, 3, 'ready after the one fetch the cooldown allowed');
+});
+
 t.test('credentials: only one Authorization header, only the Bearer scheme, bounded size', async (t) => {
   const { gw, token, up } = await setup(t);
   const u = new URL(gw.url);

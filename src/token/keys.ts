@@ -142,6 +142,16 @@ export class IssuerKeys {
   }
 
   /**
+   * Fetch the key set if the timing policy allows it now (joins a fetch in flight; inside the
+   * cooldown of a failed fetch, does nothing). For callers anyone can trigger at any rate, such as
+   * readiness probes: a failing IdP is asked at most once per cooldown. Never throws.
+   */
+  refreshIfAllowed(): Promise<void> {
+    const { refresh } = decide(this.state(), this.deps.clock(), this.policy, true);
+    return refresh === 'none' ? Promise.resolve() : this.refresh();
+  }
+
+  /**
    * Fetch the key set now (single-flight; joins a fetch in flight). Never throws. A fetch for an
    * unknown kid starts the cooldown; a routine one only if it fails.
    */

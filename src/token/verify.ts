@@ -362,7 +362,15 @@ export class TokenVerifier {
     return { ready: issuers.every((i) => i.ready), issuers };
   }
 
-  /** Fetch every issuer's keys once (in parallel). Never throws; failures show in readiness(). */
+  /**
+   * For the readiness probe: fetch the keys of every issuer whose set is missing or due, but only
+   * as far as the cooldown allows (a fetch in flight is joined). Never throws.
+   */
+  async refreshDue(): Promise<void> {
+    await Promise.all([...this.issuers.values()].map((i) => i.keys.refreshIfAllowed()));
+  }
+
+  /** Fetch every issuer's keys once (in parallel), cooldown or not. Never throws; failures show in readiness(). */
   async warmUp(): Promise<void> {
     await Promise.all([...this.issuers.values()].map((i) => i.keys.refresh()));
   }

@@ -79,6 +79,38 @@ t.test('warmUp fetches once, never throws, and makes the verifier ready', async 
   t.same(metrics.fetchOutcomes(), ['ok', 'error'], 'a failed warmUp resolves');
 });
 
+t.test('refreshDue (readiness probes): a failing IdP is asked at most once per cooldown; a fresh set is not refetched', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t);
+  await server.setMode('down');
+  for (let i = 0; i < 10; i++) await verifier.refreshDue();
+  t.equal(server.requests.jwks, 1, 'ten probes, one fetch');
+  t.same(metrics.fetchOutcomes(), ['error']);
+  t.equal(verifier.readiness().ready, false);
+  clock.advance(COOLDOWN - 1);
+  await verifier.refreshDue();
+  t.equal(server.requests.jwks, 1, 'still inside the cooldown of the failed fetch');
+  clock.advance(1);
+  await verifier.refreshDue();
+  await verifier.refreshDue();
+  t.equal(server.requests.jwks, 2, 'one more once the cooldown has passed');
+
+  await server.setMode('normal');
+  clock.advance(COOLDOWN);
+  await verifier.refreshDue();
+  t.equal(verifier.readiness().ready, true, 'ready after the first allowed fetch succeeds');
+  for (let i = 0; i < 5; i++) await verifier.refreshDue();
+  t.equal(server.requests.jwks, 3, 'a usable, fresh set is not fetched again');
+  t.same(metrics.fetchOutcomes(), ['error', 'error', 'ok']);
+});
+
+t.test('refreshDue joins a fetch in flight instead of starting another', async (t) => {
+  const { server, verifier } = await setup(t);
+  await server.setMode('slow', SLOW_MS);
+  await Promise.all([verifier.refreshDue(), verifier.refreshDue(), verifier.refreshDue()]);
+  t.equal(server.requests.jwks, 1);
+  t.equal(verifier.readiness().ready, false, 'the timed-out fetch left no keys');
+});
+
 t.test('keys cached, IdP down: verifies until maxStale, then 503; readiness flips and recovers', async (t) => {
   const { server, clock, metrics, verifier, token } = await setup(t);
   await verifier.warmUp();
