@@ -5,6 +5,8 @@ import { watch, readFileSync, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig } from './config/types.js';
+import { deepFreeze } from './config/schema.js';
+import { listenerPublicUrl } from './config/sections/server.js';
 
 /** Settings bound when the listeners start: a reload reports them instead of applying them. */
 const LISTENER_KEYS = [
@@ -21,6 +23,23 @@ export function listenerChanges(running: GatewayConfig, next: GatewayConfig): st
     if (!isDeepStrictEqual(a, b)) out.push(`${section}.${key}`);
   }
   return out;
+}
+
+/**
+ * `next` as the running process can apply it: listener settings stay those of `running` (the
+ * listeners are bound for the life of the process), and a publicUrl the file does not set is
+ * derived from the running listener's host and port, not from the ones in the new file, where
+ * nothing listens. Everything else comes from `next`.
+ */
+export function keepListeners(running: GatewayConfig, next: GatewayConfig): GatewayConfig {
+  const server: Record<string, unknown> = { ...next.server };
+  const admin: Record<string, unknown> = { ...next.admin };
+  const target = { server, admin };
+  for (const [section, key] of LISTENER_KEYS) {
+    target[section][key] = (running[section] as unknown as Record<string, unknown>)[key];
+  }
+  if (!next.server.publicUrlSet) server.publicUrl = listenerPublicUrl(running.server.host, running.server.port);
+  return deepFreeze({ ...next, server, admin }) as GatewayConfig;
 }
 
 /**

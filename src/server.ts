@@ -25,7 +25,7 @@ import { registerForwardAuth } from './auth/verify.js';
 import { registerCdpLogin } from './auth/cdp.js';
 import { registerLoginRoutes } from './session/routes.js';
 import { registerBackchannelLogout } from './session/backchannel.js';
-import { listenerChanges } from './reload.js';
+import { keepListeners, listenerChanges } from './reload.js';
 import { SocketRegistry } from './http/sockets.js';
 import { upgradeHandler } from './http/upgrade.js';
 import { decideUpgrade } from './http/upgrade-decide.js';
@@ -151,10 +151,12 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
       logger.info({ url, adminUrl, ...startupSummary(config) }, 'listening');
       return { url, adminUrl };
     },
-    async reload(next) {
-      for (const change of listenerChanges(config, next)) logger.warn({ key: change }, 'configuration reload: this setting needs a restart; not applied');
-      if ((next.login === null) !== (config.login === null)) logger.warn({ key: 'login' }, 'configuration reload: adding or removing login needs a restart');
-      if (JSON.stringify(next.tracing) !== JSON.stringify(config.tracing)) logger.warn({ key: 'tracing' }, 'configuration reload: this setting needs a restart; not applied');
+    async reload(file) {
+      for (const change of listenerChanges(config, file)) logger.warn({ key: change }, 'configuration reload: this setting needs a restart; not applied');
+      if ((file.login === null) !== (config.login === null)) logger.warn({ key: 'login' }, 'configuration reload: adding or removing login needs a restart');
+      if (JSON.stringify(file.tracing) !== JSON.stringify(config.tracing)) logger.warn({ key: 'tracing' }, 'configuration reload: this setting needs a restart; not applied');
+      // What the new state is built from: the listeners as they run (and a derived publicUrl from them).
+      const next = keepListeners(config, file);
       const old = holder.current;
       const state = buildState(next, rt, old);
       try {

@@ -109,6 +109,43 @@ t.test('in process: reloads under concurrent traffic lose no request', async (t)
   t.same([...new Set(statuses)], [200], 'every request succeeded');
 });
 
+/** A port nothing listens on (bound, then released). */
+function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const s = createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address() as AddressInfo; s.close(() => resolve(port)); });
+  });
+}
+
+t.test('in process: a reload that changes server.port keeps the listener, and a derived publicUrl stays on the running port', async (t) => {
+  const port = await freePort();
+  const routes = [{ prefix: '/a', upstream: 'app', allow: [{ groups: ['readers'] }] }];
+  const gw = await startGateway(t, config(routes, { server: { host: '127.0.0.1', port } }));
+  t.equal(gw.gateway.state.config.server.publicUrl, `http://127.0.0.1:${port}`);
+  up.respond = (req, res) => { res.writeHead(302, { location: `${up.url}/a/next` }); res.end(); };
+  t.teardown(() => { up.respond = (_req, res) => { res.writeHead(200); res.end('ok'); }; });
+  const location = async () => {
+    const res = await fetch(`${gw.url}/a/x`, { headers: { authorization: `Bearer ${reader}` }, redirect: 'manual' });
+    await res.arrayBuffer();
+    return res.headers.get('location');
+  };
+  t.equal(await location(), `http://127.0.0.1:${port}/a/next`, 'an upstream redirect is rewritten onto publicUrl');
+
+  const other = await freePort();
+  await gw.gateway.reload(toConfig(config([...routes, { prefix: '/b', upstream: 'app', allow: [{}] }], { server: { host: '127.0.0.1', port: other } })));
+  t.ok(gw.entries().some((e) => e.key === 'server.port' && /needs a restart/.test(String(e.msg))), 'the port change is warned about');
+  const server = gw.gateway.state.config.server;
+  t.equal(server.port, port, 'the new state records the port the gateway listens on');
+  t.equal(server.publicUrl, `http://127.0.0.1:${port}`, 'publicUrl is derived from the running listener, not the new file');
+  t.equal(await location(), `http://127.0.0.1:${port}/a/next`, 'redirects still point where the gateway listens');
+  t.equal((await fetch(`${gw.url}/b/x`, { headers: { authorization: `Bearer ${reader}` }, redirect: 'manual' })).status, 302, 'the rest of the file is applied');
+
+  // A publicUrl the file does set is taken as written, whatever the listener.
+  await gw.gateway.reload(toConfig(config(routes, { server: { host: '127.0.0.1', port: other, publicUrl: 'https://gw.example' } })));
+  t.equal(gw.gateway.state.config.server.publicUrl, 'https://gw.example');
+  t.equal(await location(), 'https://gw.example/a/next');
+  t.equal(gw.gateway.state.config.server.port, port);
+});
+
 interface Cli { url: string; logs: () => string; kill(signal: NodeJS.Signals): void; exited: Promise<number | null> }
 
 async function startCli(t: Test, file: string): Promise<Cli> {

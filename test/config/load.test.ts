@@ -51,7 +51,7 @@ t.test('fills in every default', async (t) => {
   const c = parse(base());
   t.strictSame(c, {
     server: {
-      host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080', trustedProxies: [],
+      host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080', publicUrlSet: false, trustedProxies: [],
       maxHeaderBytes: 32768, maxBodyBytes: null, headersTimeoutMs: 10000, requestTimeoutMs: 0,
       keepAliveTimeoutMs: 72000, shutdownTimeoutMs: 10000, bodyIdleTimeoutMs: 30000,
     },
@@ -407,11 +407,14 @@ t.test('server, admin, log', async (t) => {
     log: { level: 'debug', accessLog: false, requestContext: 'always' },
   }));
   t.equal(c.server.publicUrl, 'http://[::1]:8443', 'default publicUrl from host and port');
+  t.equal(c.server.publicUrlSet, false, 'and marked as derived (a reload derives it from the running listener)');
   t.strictSame(c.server.trustedProxies, ['10.0.0.0/8', '192.0.2.1', 'fd00::/8', '::1']);
   t.equal(c.server.maxBodyBytes, 1048576);
   t.strictSame(c.admin, { host: '0.0.0.0', port: 0 });
   t.strictSame(c.log, { level: 'debug', accessLog: false, requestContext: 'always' });
   t.equal(parse(cfg({ server: { publicUrl: 'https://GW.example/' } })).server.publicUrl, 'https://gw.example', 'stored as an origin');
+  t.equal(parse(cfg({ server: { publicUrl: 'https://GW.example/' } })).server.publicUrlSet, true, 'a publicUrl written in the file is marked as set');
+  oneProblem(t, cfg({ server: { publicUrlSet: true } }), 'server.publicUrlSet', /unknown/);
 
   oneProblem(t, cfg({ server: { port: 65536 } }), 'server.port', '65536 must be between 0 and 65535');
   oneProblem(t, cfg({ server: { publicUrl: 'https://gw.example/app' } }), 'server.publicUrl', /must be an origin/);

@@ -32,14 +32,20 @@ export const serverFields = object({
   bodyIdleTimeoutMs: withDefault(positiveMs, 30000),
 });
 
+/** The publicUrl of a file that sets none: the listener's own address. */
+export function listenerPublicUrl(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 export function serverSchema(set: Explicit) {
   return refine(serverFields, (s) => {
     const portNumber = defaults.serverPort(set);
-    const host = s.host.includes(':') ? `[${s.host}]` : s.host;
     return {
       ...s,
       port: portNumber,
-      publicUrl: s.publicUrl === null ? `http://${host}:${portNumber}` : new URL(s.publicUrl).origin,
+      publicUrl: s.publicUrl === null ? listenerPublicUrl(s.host, portNumber) : new URL(s.publicUrl).origin,
+      /** false: publicUrl was not set and follows the listener's host and port (a reload re-derives it). */
+      publicUrlSet: s.publicUrl !== null,
       maxHeaderBytes: defaults.maxHeaderBytes(set),
       headersTimeoutMs: defaults.headersTimeoutMs(set),
     };
