@@ -1,8 +1,10 @@
 // Configuration reload triggers and the one thing a reload cannot apply (listener settings).
 // Kubernetes updates a mounted ConfigMap by swapping a `..data` symlink in the file's
-// directory, so the directory is watched, not the file: the file's own inode never changes.
-import { watch, readFileSync, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+// directory, so directories are watched, not the file: the file's own inode never changes. A
+// config path that is a symlink is followed: its target's directory is watched too, so an edit
+// in place of the target reloads as well.
+import { lstatSync, readFileSync, readlinkSync, realpathSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig } from './config/types.js';
 import { deepFreeze } from './config/schema.js';
@@ -43,34 +45,106 @@ export function keepListeners(running: GatewayConfig, next: GatewayConfig): Gate
 }
 
 /**
- * Calls `onChange` (debounced by `debounceMs`) when the content of `file` changes: edits in
- * place, atomic renames, and ConfigMap symlink swaps. Returns a function that stops watching.
+ * The directories whose changes can change what `file` reads, each with the entry names that
+ * matter there: the file's own directory, the directory of every symlink on the way to the real
+ * file, and the real file's (so an edit in place of a symlink's target is seen too). Keyed by
+ * the directory's real path, so one directory reached two ways is watched once.
  */
-export function watchConfigFile(file: string, onChange: () => void, debounceMs = 200): () => void {
+export function watchedPlaces(file: string): Map<string, Set<string>> {
+  const places = new Map<string, Set<string>>();
+  const add = (p: string) => {
+    let dir = dirname(p);
+    try { dir = realpathSync(dir); } catch { /* gone mid-swap: watch it by name */ }
+    let names = places.get(dir);
+    if (names === undefined) places.set(dir, names = new Set());
+    names.add(basename(p));
+  };
+  let p = resolve(file);
+  for (let hop = 0; hop < 32; hop++) { // the kernel's own limit on symlink hops is 40
+    add(p);
+    let target: string;
+    try {
+      if (!lstatSync(p).isSymbolicLink()) break;
+      target = readlinkSync(p);
+    } catch {
+      break;
+    }
+    p = resolve(dirname(p), target);
+  }
+  try { add(realpathSync(file)); } catch { /* dangling mid-swap: the next event looks again */ }
+  return places;
+}
+
+export interface WatchOptions {
+  /** Quiet period after the last event before the file is read again (ms). Default 200. */
+  debounceMs?: number;
+  /** Tests: stands in for fs.watch. */
+  watch?: typeof watch;
+}
+
+/**
+ * Calls `onChange` (debounced) when the content of `file` changes: edits in place (of the file
+ * or, when it is a symlink, of its target), atomic renames, a symlink re-pointed, and ConfigMap
+ * symlink swaps. Directories are watched, not files (an inode that is replaced is not followed);
+ * after every change the symlinks are followed again, and watchers on directories that no longer
+ * lead to the file are closed. One change seen by several watchers reloads once (one debounce
+ * timer; an unchanged content does not reload). Returns a function that stops watching.
+ */
+export function watchConfigFile(file: string, onChange: () => void, opts: WatchOptions = {}): () => void {
+  const debounceMs = opts.debounceMs ?? 200;
+  const watchDir = opts.watch ?? watch;
   const read = (): string | null => { try { return readFileSync(file, 'utf8'); } catch { return null; } };
   let last = read();
   let timer: NodeJS.Timeout | null = null;
-  const name = basename(file);
+  let stopped = false;
+  const watchers = new Map<string, { names: Set<string>; watcher: FSWatcher }>();
+
+  const onEvent = (names: () => Set<string>) => (_event: string, changed: string | Buffer | null) => {
+    const name = changed === null ? null : changed.toString();
+    // ConfigMaps change `..data` (and the timestamped directory), not the file name itself.
+    if (name !== null && !names().has(name) && !name.startsWith('..')) return;
+    if (stopped) return;
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(fire, debounceMs);
+    timer.unref();
+  };
+
+  /** Watch exactly the directories that lead to the file now. */
+  const follow = () => {
+    const places = watchedPlaces(file);
+    for (const [dir, w] of watchers) {
+      if (!places.has(dir)) { w.watcher.close(); watchers.delete(dir); }
+    }
+    for (const [dir, names] of places) {
+      const known = watchers.get(dir);
+      if (known !== undefined) { known.names = names; continue; }
+      try {
+        const entry = { names, watcher: null as unknown as FSWatcher };
+        entry.watcher = watchDir(dir, onEvent(() => entry.names));
+        entry.watcher.on('error', () => { /* the directory went away: the next change follows again; SIGHUP still works */ });
+        entry.watcher.unref();
+        watchers.set(dir, entry);
+      } catch {
+        // Cannot watch it (gone, or not supported here): retried on the next change; SIGHUP still works.
+      }
+    }
+  };
+
   const fire = () => {
     timer = null;
+    if (stopped) return;
+    follow(); // a re-pointed symlink: watch its new target (and stop watching the old one)
     const now = read();
     if (now === null || now === last) return; // mid-swap, or touched without a change
     last = now;
     onChange();
   };
-  let watcher: FSWatcher | null = null;
-  try {
-    watcher = watch(dirname(file), (_event, changed) => {
-      // ConfigMaps change `..data` (and the timestamped directory), not the file name itself.
-      if (changed !== null && changed !== name && !changed.startsWith('..')) return;
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(fire, debounceMs);
-      timer.unref();
-    });
-    watcher.on('error', () => { /* the directory went away: SIGHUP still works */ });
-    watcher.unref();
-  } catch {
-    // Watching is not supported here: SIGHUP still works.
-  }
-  return () => { if (timer !== null) clearTimeout(timer); watcher?.close(); };
+
+  follow();
+  return () => {
+    stopped = true;
+    if (timer !== null) clearTimeout(timer);
+    for (const w of watchers.values()) w.watcher.close();
+    watchers.clear();
+  };
 }
