@@ -5,7 +5,7 @@
 
 import {
   MAX_TIMER_MS,
-  array, bool, childPath, httpUrl, indexPath, int, object, oneOf, refine, report, required,
+  array, bool, childPath, clientSecretProblem, httpUrl, indexPath, int, object, oneOf, refine, report, required,
   scopeToken, secret, str, strings, withDefault,
   type Checked, type Context, type Schema,
 } from './schema.js';
@@ -97,7 +97,7 @@ const groupsOverageSchema: Schema<GroupsOverageConfig> = refine(object({
   graphUrl: withDefault(refine(httpUrl({ query: false }), stripSlash), 'https://graph.microsoft.com'),
   tokenUrl: required(httpUrl({ query: true })),
   clientId: required(str()),
-  clientSecret: secret(),
+  clientSecret: secret(clientSecretProblem),
   scopes: withDefault(array(str(scopeToken), { min: 1 }), null),
   cacheTtlMs: withDefault(positiveMs, 600000),
   timeoutMs: withDefault(positiveMs, 5000),

@@ -3,7 +3,7 @@
 // are checked in relations.ts, where every section is at hand.
 
 import {
-  INVALID, array, childPath, httpUrl, httpUrlProblem, int, isAbsent, MAX_TIMER_MS, object, oneOf, peek, record,
+  INVALID, array, childPath, clientSecretProblem, httpUrl, httpUrlProblem, int, isAbsent, MAX_TIMER_MS, object, oneOf, peek, record,
   redactUrl, refine, report, required, scopeToken, secret, secretList, str, withDefault,
   type Field, type Infer,
 } from './schema.js';
@@ -36,7 +36,7 @@ export const projectSchema = object({
   issuer: required(httpUrl({ query: false })),
   clientId: required(str()),
   /** null: a public client (PKCE only, token_endpoint_auth_method none). */
-  clientSecret: secret(undefined, true),
+  clientSecret: secret(clientSecretProblem, true),
   tokenEndpointAuthMethod: withDefault(oneOf(TOKEN_ENDPOINT_AUTH), 'client_secret_basic' as (typeof TOKEN_ENDPOINT_AUTH)[number]),
   scopes: withDefault(loginScopes, [...DEFAULT_LOGIN_SCOPES] as string[]),
   /** RFC 8707 resource indicator: the access token's audience. */

@@ -1,5 +1,5 @@
 // The `tracing:` section: OpenTelemetry spans exported over OTLP/HTTP. Absent → tracing off.
-import { httpUrl, isToken, object, record, report, required, str, withDefault, type Schema } from './schema.js';
+import { headerValueProblem, httpUrl, isToken, object, record, report, required, str, withDefault, type Schema } from './schema.js';
 
 /** A number in [0, 1]; `${NAME}` text is read as a number. */
 const ratio: Schema<number> = {
@@ -17,7 +17,8 @@ const ratio: Schema<number> = {
   },
 };
 
-const headerValue = str((s) => (/[\r\n\0]/.test(s) ? 'must not contain CR, LF or NUL' : undefined));
+/** Export headers carry the collector's credentials: secrets, never quoted in a problem. */
+const headerValue = str(headerValueProblem, { secret: true });
 
 /**
  * otlpEndpoint: the OTLP/HTTP collector base URL (spans go to `<otlpEndpoint>/v1/traces`);

@@ -65,8 +65,12 @@ const NOT_CONNECTION_REMOVABLE = new Set<string>([
 const AUTH_REQUEST_PREFIX = 'x-auth-request-';
 /** CR, LF or NUL: never forwarded, whatever the source. */
 const INJECTION = /[\r\n\0]/;
-/** What Node and undici accept in a header value (latin1 without controls other than TAB). */
-const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/**
+ * What Node and undici accept in a header value (latin1 without controls other than TAB). The
+ * configuration check uses this too (config/schema/formats.ts), so no configured credential
+ * passes `check` and is then left out here.
+ */
+export const HEADER_SAFE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** The gateway's cookies: `cdf-gw*`, `__Host-cdf-gw*`, `__Secure-cdf-gw*` (matched case-insensitively). */
 export function isGatewayCookieName(name: string): boolean {

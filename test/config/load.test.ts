@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { ConfigError, loadConfigFile, parseConfig, type ConfigProblem } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
+import { upstreamRequestHeaders } from '../../src/upstream/headers.js';
 
 type Env = Record<string, string | undefined>;
 type Obj = Record<string, unknown>;
@@ -177,7 +178,42 @@ t.test('*File secrets', async (t) => {
   });
   t.test('an api-key value may not contain control characters', async (t) => {
     oneProblem(t, withUpstream({ url: 'http://127.0.0.1:5000', credentials: { type: 'api-key', value: 'a\r\nX-Evil: 1' } }),
-      'upstreams.cdf.credentials.value', 'must not contain control characters');
+      'upstreams.cdf.credentials.value', 'must not contain CR, LF or NUL (it is sent as a header value)');
+  });
+  t.test('an api-key value must be one the upstream request can carry, and is never quoted', async (t) => {
+    const key = (value: string) => withUpstream({ url: 'http://127.0.0.1:5000', credentials: { type: 'api-key', value } });
+    oneProblem(t, key('APISECRET\u4e2d\u6587'), 'upstreams.cdf.credentials.value',
+      'must contain only ASCII or latin1 characters (up to U+00FF; it is sent as a header value)');
+    oneProblem(t, key('APISECRET\u0001'), 'upstreams.cdf.credentials.value',
+      'must not contain control characters other than tab (it is sent as a header value)');
+    oneProblem(t, key('APISECRET\u007f'), 'upstreams.cdf.credentials.value', /control characters/);
+    for (const v of ['APISECRET\u4e2d', 'APISECRET\u0001', 'APISECRET\u007f', 'APISECRET\r']) {
+      t.notMatch(problems(key(v))[0]?.reason, /APISECRET/, 'the value is not quoted');
+    }
+    // The same from valueFile and from ${NAME}.
+    oneProblem(t, withUpstream({ url: 'http://127.0.0.1:5000', credentials: { type: 'api-key', value: '${KEY}' } }),
+      'upstreams.cdf.credentials.value', /ASCII or latin1/, { KEY: 'k\u20ac' });
+    const c = parse(key('caf\u00e9\tkey ~'));
+    t.equal((c.upstreams.cdf?.credentials as { value: string }).value, 'caf\u00e9\tkey ~', 'latin1 and tab pass');
+  });
+  t.test('an api-key value passes check exactly when the upstream request carries it', async (t) => {
+    const samples = ['plain', 'caf\u00e9', '\u00ff', '\u0100', '\u4e2d', '\u{1f511}', 'a\tb', 'a\u0000b', 'a\u0008', 'a\u000b',
+      'a\u001f', 'a\u007f', 'a\u0080', 'a\u009f', ' lead', 'trail ', 'a\rb', 'a\nb', '\ud800'];
+    for (const value of samples) {
+      let accepted: boolean;
+      try {
+        parse(withUpstream({ url: 'http://127.0.0.1:5000', credentials: { type: 'api-key', value } }));
+        accepted = true;
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        accepted = false;
+      }
+      const out = upstreamRequestHeaders({ host: 'gw.example' }, {
+        peer: '127.0.0.1', proto: 'http', fromTrustedProxy: false, principal: null,
+        credential: { header: 'api-key', value }, upstreamHost: 'u:1',
+      });
+      t.equal(accepted, out['api-key'] === value, `${JSON.stringify(value)}: check and runtime agree`);
+    }
   });
 });
 
@@ -334,6 +370,10 @@ t.test('upstreams', async (t) => {
     t.match(c.upstreams.cdf?.credentials, { scopes: ['a', 'b'], resource: 'https://cdf.example', audience: 'aud', tokenEndpointAuthMethod: 'client_secret_post', renewBeforeSec: 0, timeoutMs: 100 });
     oneProblem(t, cc({ tokenUrl: 'token' }), 'upstreams.cdf.credentials.tokenUrl', '"token" must be an http(s) URL');
     oneProblem(t, cc({ tokenEndpointAuthMethod: 'private_key_jwt' }), 'upstreams.cdf.credentials.tokenEndpointAuthMethod', /must be one of client_secret_basic, client_secret_post/);
+    // Form-urlencoded on the wire: any Unicode works, a lone surrogate cannot be encoded (never quoted).
+    t.equal((parse(cc({ clientSecret: 'SECRET\u4e2d\u6587' })).upstreams.cdf?.credentials as { clientSecret: string }).clientSecret, 'SECRET\u4e2d\u6587');
+    oneProblem(t, cc({ clientSecret: 'SECRET\ud800' }), 'upstreams.cdf.credentials.clientSecret',
+      'must be well-formed Unicode (it contains a lone surrogate, which cannot be form-urlencoded)');
     oneProblem(t, cc({ clientId: 1234 }), 'upstreams.cdf.credentials.clientId', '1234 must be a string (put it in quotes)');
     oneProblem(t, cc({ scopes: ['a b'] }), 'upstreams.cdf.credentials.scopes[0]', /must not contain spaces/);
     oneProblem(t, cc({ timeoutMs: -5 }), 'upstreams.cdf.credentials.timeoutMs', /between 1 and/);

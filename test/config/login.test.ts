@@ -97,3 +97,12 @@ t.test('a public client has no secret; redis options are read', async (t) => {
   t.strictSame(c.login?.redis, { url: 'redis://127.0.0.1:6379', password: 'pw', keyPrefix: 'x:' });
   t.strictSame(c.login?.projects.demo?.authorizationParams, { prompt: 'select_account' });
 });
+
+t.test('a client secret must be form-urlencodable: a lone surrogate is refused, unquoted', async (t) => {
+  const ps = problems(cfg(login({ projects: { demo: project({ clientSecret: 'topsecret\ud800' }) } })));
+  t.strictSame(ps.map((p) => p.path), ['login.projects.demo.clientSecret']);
+  t.match(ps[0]?.reason, /well-formed Unicode/);
+  t.notMatch(ps[0]?.reason, /topsecret/);
+  t.equal(parse(cfg(login({ projects: { demo: project({ clientSecret: 'top\u4e2dsecret\u{1f511}' }) } }))).login?.projects.demo?.clientSecret,
+    'top\u4e2dsecret\u{1f511}');
+});

@@ -44,3 +44,21 @@ t.test('bad values name the key and the value', async (t) => {
   t.match(problems(cfg({ otlpEndpoint: 'http://c', sampleRatio: 'half' })), [{ path: 'tracing.sampleRatio', reason: /got "half"/ }]);
   t.match(problems(cfg({ otlpEndpoint: 'http://c', sampler: 1 })), [{ path: 'tracing.sampler' }]);
 });
+
+t.test('header values are secrets: checked as header values, never quoted', async (t) => {
+  const ps = problems(cfg({
+    otlpEndpoint: 'http://c',
+    headers: { 'api-key': 565656565656, authorization: 'Bearer TRSECRET4\r', 'x-wide': 'TRSECRET5\u4e2d', 'x-ctl': 'TRSECRET6\u0001', 'x-ok': 'caf\u00e9' },
+  }));
+  t.strictSame(ps, [
+    { path: 'tracing.headers.api-key', reason: 'must be a string (put it in quotes)' },
+    { path: 'tracing.headers.authorization', reason: 'must not contain CR, LF or NUL (it is sent as a header value)' },
+    { path: 'tracing.headers.x-wide', reason: 'must contain only ASCII or latin1 characters (up to U+00FF; it is sent as a header value)' },
+    { path: 'tracing.headers.x-ctl', reason: 'must not contain control characters other than tab (it is sent as a header value)' },
+  ]);
+  for (const p of ps) t.notMatch(p.reason, /565656|TRSECRET/, `${p.path}: value not quoted`);
+  // Nor when it came from the environment.
+  const fromEnv = problems(cfg({ otlpEndpoint: 'http://c', headers: { authorization: '${TOKEN}' } }), { TOKEN: 'Bearer TRSECRET7\n' });
+  t.strictSame(fromEnv.map((p) => p.path), ['tracing.headers.authorization']);
+  t.notMatch(fromEnv[0]?.reason, /TRSECRET/);
+});

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { GatewayError } from '../../errors.js';
 import { parseTarget } from '../../request/target.js';
 import { parseCidr } from '../../request/trust.js';
+import { HEADER_SAFE } from '../../upstream/headers.js';
 import { str, type Schema } from './core.js';
 
 export interface UrlRules {
@@ -108,4 +109,26 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** RFC 9110 token (header names, methods). */
 export function isToken(s: string): boolean {
   return TOKEN.test(s);
+}
+
+/**
+ * Reason `s` cannot be sent as a header value, or undefined. Exactly what the upstream request
+ * accepts (upstream/headers.ts HEADER_SAFE): a value it would leave out is refused here instead.
+ * Never echoes the value (these are credentials).
+ */
+export function headerValueProblem(s: string): string | undefined {
+  if (HEADER_SAFE.test(s)) return undefined;
+  if (/[\r\n\0]/.test(s)) return 'must not contain CR, LF or NUL (it is sent as a header value)';
+  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(s)) return 'must not contain control characters other than tab (it is sent as a header value)';
+  return 'must contain only ASCII or latin1 characters (up to U+00FF; it is sent as a header value)';
+}
+
+/**
+ * Reason a client secret cannot be sent, or undefined. It travels form-urlencoded (in the body, or
+ * base64'd into `Authorization: Basic`), so any Unicode text works except a lone surrogate
+ * (YAML's "\ud800"), which percent-encoding refuses. Never echoes the value.
+ */
+export function clientSecretProblem(s: string): string | undefined {
+  return /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s)
+    ? 'must be well-formed Unicode (it contains a lone surrogate, which cannot be form-urlencoded)' : undefined;
 }

@@ -1,7 +1,7 @@
 // The `upstreams` section: where routes send requests, and the credential each one receives.
 
 import {
-  array, httpUrl, int, isToken, literal, object, oneOf, record, redactUrl, refine, report, required, scopeToken, secret,
+  array, clientSecretProblem, headerValueProblem, httpUrl, int, isToken, literal, object, oneOf, record, redactUrl, refine, report, required, scopeToken, secret,
   str, tagged, targetPathProblem, withDefault,
 } from '../schema.js';
 import { positiveMs } from './server.js';
@@ -19,10 +19,6 @@ function apiKeyHeaderProblem(s: string): string | undefined {
     return 'must not be a hop-by-hop, host, framing or gateway-managed header';
   }
   return undefined;
-}
-
-function headerValueProblem(s: string): string | undefined {
-  return /[\u0000-\u0008\u000a-\u001f\u007f]/.test(s) ? 'must not contain control characters' : undefined;
 }
 
 const CREDENTIAL_KEYS: Record<string, readonly string[]> = {};
@@ -48,7 +44,7 @@ const credentialVariants = {
     type: required(literal('client-credentials')),
     tokenUrl: required(httpUrl({ query: true })),
     clientId: required(str()),
-    clientSecret: secret(),
+    clientSecret: secret(clientSecretProblem),
     scopes: withDefault(array(str(scopeToken)), [] as string[]),
     /** RFC 8707 resource indicator. */
     resource: withDefault(str(), null),
