@@ -310,6 +310,17 @@ t.test('issuers', async (t) => {
     const i = { issuer: 'https://idp.example', audiences: ['a'] };
     oneProblem(t, cfg({ issuers: [i, { ...i, audiences: ['b'] }] }), 'issuers[1].issuer', '"https://idp.example" is a duplicate issuer (also issuers[0])');
   });
+  t.test('duplicates are reported even when either entry has other problems', async (t) => {
+    const i = { issuer: 'https://idp.example', audiences: ['a'] };
+    t.strictSame(problems(cfg({ issuers: [{ ...i, bogus: 1 }, i] })), [
+      { path: 'issuers[0].bogus', reason: 'unknown key' },
+      { path: 'issuers[1].issuer', reason: '"https://idp.example" is a duplicate issuer (also issuers[0])' },
+    ]);
+    t.strictSame(paths(problems(cfg({ issuers: [i, { ...i, audiences: [] }, { ...i, algorithms: ['HS256'] }] }))),
+      ['issuers[1].audiences', 'issuers[2].algorithms[0]', 'issuers[1].issuer', 'issuers[2].issuer']);
+    // An entry whose own issuer is invalid is not compared.
+    t.strictSame(paths(problems(cfg({ issuers: [{ ...i, issuer: 'nope' }, { ...i, issuer: 'nope' }] }))), ['issuers[0].issuer', 'issuers[1].issuer']);
+  });
 });
 
 t.test('tokens', async (t) => {
@@ -437,6 +448,23 @@ t.test('routes', async (t) => {
     oneProblem(t, withRoutes(r({ prefix: '/api' }), r({ prefix: '/other' }), r({ prefix: '/api/' })), 'routes[2].prefix', '"/api/" is a duplicate prefix (also routes[0])');
     oneProblem(t, withRoutes(r({ prefix: '/' }), r({ prefix: '/' })), 'routes[1].prefix', '"/" is a duplicate prefix (also routes[0])');
     t.equal(parse(withRoutes(r({ prefix: '/' }), r({ prefix: '/api' }))).routes.length, 2);
+  });
+
+  t.test('duplicate prefixes are reported even when either route has other problems', async (t) => {
+    const pub = { prefix: '/a', upstream: 'cdf', public: true };
+    const cases: Array<[string, Obj[], string[]]> = [
+      ['allow rules on a public route', [{ ...pub, allow: [{ groups: ['x'] }] }, { ...pub, prefix: '/a/' }], ['routes[0].allow', 'routes[1].prefix']],
+      ['a private route without rules in between', [pub, { prefix: '/b', upstream: 'cdf' }, pub], ['routes[1].allow', 'routes[2].prefix']],
+      ['an unknown upstream', [{ ...pub, upstream: 'nope' }, pub], ['routes[0].upstream', 'routes[1].prefix']],
+      ['an unknown key', [{ ...pub, bogus: 1 }, pub, { ...pub, prefix: '/auth', upstream: 'nope' }],
+        ['routes[0].bogus', 'routes[2].prefix', 'routes[2].upstream', 'routes[1].prefix']],
+      ['problems in the later route', [pub, { ...pub, upstream: 'nope', websockets: 'x' }], ['routes[1].upstream', 'routes[1].websockets', 'routes[1].prefix']],
+    ];
+    for (const [name, routes, expected] of cases) {
+      const ps = problems(withRoutes(...routes));
+      t.strictSame(paths(ps), expected, name);
+      t.match(ps.find((p) => /duplicate/.test(p.reason)), { reason: /is a duplicate prefix \(also routes\[0\]\)/ }, name);
+    }
   });
 });
 

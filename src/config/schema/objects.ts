@@ -57,6 +57,35 @@ export function array<T>(item: Schema<T>, opts: ArrayOptions<T> = {}): Schema<T[
   };
 }
 
+/**
+ * `list`, plus: an item whose key (read from the item as written, without reporting) repeats an
+ * earlier item's is reported at `<item>.<field>`, whatever other problems either item has.
+ * `key` gives the comparable key and the value to quote, or undefined (absent or itself invalid).
+ */
+export function uniqueBy<T>(
+  list: Schema<T[]>, field: string, what: string,
+  key: (item: unknown, ctx: Context) => { readonly key: string; readonly shown: string } | undefined,
+): Schema<T[]> {
+  return {
+    check(value, path, ctx) {
+      const r = list.check(value, path, ctx);
+      if (!Array.isArray(value)) return r;
+      const seen = new Map<string, string>();
+      let dup = false;
+      value.forEach((item: unknown, i) => {
+        const k = key(item, ctx);
+        if (k === undefined) return;
+        const p = indexPath(path, i);
+        const first = seen.get(k.key);
+        if (first === undefined) { seen.set(k.key, p); return; }
+        dup = true;
+        report(ctx, childPath(p, field), `is a duplicate ${what} (also ${first})`, k.shown);
+      });
+      return dup ? INVALID : r;
+    },
+  };
+}
+
 /** A list of non-empty strings with at least one item. */
 export function strings(check?: (s: string) => string | undefined): Schema<string[]> {
   return array(str(check), { min: 1 });

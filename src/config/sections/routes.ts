@@ -5,7 +5,7 @@ import { normalisePrefix } from '../../policy/rules.js';
 import { cdfRuleFields } from '../cdf.js';
 import {
   INVALID, array, bool, canonicalPathProblem, childPath, isAbsent, isToken, object, peekBool, refine, report,
-  required, scopeToken, str, strings, withDefault,
+  required, scopeToken, str, strings, uniqueBy, withDefault,
   type Context, type Field, type Infer,
 } from '../schema.js';
 import { corsSchema } from './cors.js';
@@ -96,16 +96,11 @@ export function routeSchema(refs: RouteRefs, env: Context['env']) {
   });
 }
 
+/** Duplicate prefixes are found on the prefixes as written, even in routes with other problems. */
 export function routesSchema(refs: RouteRefs, env: Context['env']) {
-  return array(routeSchema(refs, env), {
-    refine(items, ctx) {
-      const seen = new Map<string, string>();
-      for (const { value, path } of items) {
-        const key = normalisePrefix(value.prefix);
-        const first = seen.get(key);
-        if (first !== undefined) report(ctx, childPath(path, 'prefix'), `is a duplicate prefix (also ${first})`, value.prefix);
-        else seen.set(key, path);
-      }
-    },
+  const route = routeSchema(refs, env);
+  return uniqueBy(array(route), 'prefix', 'prefix', (item, ctx) => {
+    const prefix = route.peek(item, 'prefix', ctx);
+    return prefix === undefined ? undefined : { key: normalisePrefix(prefix), shown: prefix };
   });
 }

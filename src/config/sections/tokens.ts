@@ -1,6 +1,6 @@
 // The `issuers` and `tokens` sections: whom bearer tokens are trusted from, and the guards on them.
 
-import { adaptive, array, childPath, httpUrl, int, MAX_TIMER_MS, object, oneOf, refine, report, strings, required, withDefault } from '../schema.js';
+import { adaptive, array, httpUrl, int, MAX_TIMER_MS, object, oneOf, refine, strings, required, uniqueBy, withDefault } from '../schema.js';
 import * as defaults from '../defaults.js';
 import type { Explicit } from '../defaults.js';
 import { positiveMs } from './server.js';
@@ -25,15 +25,10 @@ export const issuerSchema = object({
   ...issuerProfileFields,
 });
 
-export const issuersSchema = array(refine(issuerSchema, refineIssuer), {
-  refine(items, ctx) {
-    const seen = new Map<string, string>();
-    for (const { value, path } of items) {
-      const first = seen.get(value.issuer);
-      if (first !== undefined) report(ctx, childPath(path, 'issuer'), `is a duplicate issuer (also ${first})`, value.issuer);
-      else seen.set(value.issuer, path);
-    }
-  },
+/** Duplicate issuers are found on the values as written, even in entries with other problems. */
+export const issuersSchema = uniqueBy(array(refine(issuerSchema, refineIssuer)), 'issuer', 'issuer', (item, ctx) => {
+  const issuer = issuerSchema.peek(item, 'issuer', ctx);
+  return issuer === undefined ? undefined : { key: issuer, shown: issuer };
 });
 
 export const tokensFields = object({
