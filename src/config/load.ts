@@ -4,11 +4,11 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseDocument, type YAMLError } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml';
 
 import type { GatewayConfig } from './types.js';
 import {
-  INVALID, checkKeys, deepFreeze, isAbsent, isMapping, report,
+  INVALID, checkKeys, childPath, deepFreeze, indexPath, isAbsent, isMapping, report,
   type Checked, type ConfigProblem, type Context, type Schema,
 } from './schema.js';
 import { loginSchema } from './login.js';
@@ -52,6 +52,39 @@ function yamlProblem(err: YAMLError, text: string): ConfigProblem {
   const line = pos ? text.split(/\r?\n/)[pos.line - 1] ?? '' : '';
   if (/[{[][^"']*\$\{/.test(line)) reason += ' (inside { } or [ ], quote ${…} values: "${NAME}")';
   return { path: where, reason };
+}
+
+/**
+ * Every key written twice in the same mapping, at its key path with both positions. Keys are
+ * compared as the loaded mapping compares them (as strings: `1` and "1" are the same key).
+ * Aliases are not followed: an anchored mapping's duplicate is reported once, where it is written.
+ */
+function duplicateKeys(contents: unknown, lines: LineCounter): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const at = (range: readonly number[] | null | undefined) => {
+    const pos = range == null ? undefined : lines.linePos(range[0]!);
+    return pos === undefined ? 'unknown position' : `line ${pos.line}, column ${pos.col}`;
+  };
+  const walk = (node: unknown, path: string): void => {
+    if (isMap(node)) {
+      const seen = new Map<string, string>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+        const here = key === undefined ? path : childPath(path, key);
+        if (key !== undefined) {
+          const where = at((pair.key as { range?: readonly number[] | null }).range);
+          const first = seen.get(key);
+          if (first === undefined) seen.set(key, where);
+          else out.push({ path: here === '' ? '(root)' : here, reason: `duplicate key at ${where} (first at ${first}): keys must be unique` });
+        }
+        walk(pair.value, here);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, indexPath(path, i)));
+    }
+  };
+  walk(contents, '');
+  return out;
 }
 
 function section<T>(raw: Record<string, unknown>, key: string, schema: Schema<T>, ctx: Context): Checked<T> {
@@ -106,18 +139,23 @@ export type ValidatedConfig = NonNullable<ReturnType<typeof validate>>;
  * relative to `opts.baseDir`. Throws ConfigError listing every problem found.
  */
 export function parseConfig(yamlText: string, opts: ParseOptions): GatewayConfig {
-  const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: true, version: '1.2' });
-  if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, yamlText)]);
+  // Duplicate keys are found by duplicateKeys (every one, with its path), not by the parser, which
+  // would make them syntax errors: a file whose only fault is duplicates is still checked in full.
+  const lines = new LineCounter();
+  const doc = parseDocument(yamlText, { prettyErrors: true, uniqueKeys: false, version: '1.2', lineCounter: lines });
+  const duplicates = duplicateKeys(doc.contents, lines);
+  if (doc.errors.length > 0) throw new ConfigError([yamlProblem(doc.errors[0]!, yamlText), ...duplicates]);
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    throw new ConfigError([{ path: 'yaml', reason: `YAML error: ${(err as Error).message}` }]);
+    throw new ConfigError([...duplicates, { path: 'yaml', reason: `YAML error: ${(err as Error).message}` }]);
   }
   if (isAbsent(raw)) throw new ConfigError([{ path: '(root)', reason: 'the configuration is empty' }]);
-  if (!isMapping(raw)) throw new ConfigError([{ path: '(root)', reason: 'must be a mapping of sections' }]);
+  if (!isMapping(raw)) throw new ConfigError([...duplicates, { path: '(root)', reason: 'must be a mapping of sections' }]);
 
-  const ctx: Context = { env: opts.env, baseDir: opts.baseDir, problems: [] };
+  // The rest of the file is checked as loaded (the last of duplicate keys wins there).
+  const ctx: Context = { env: opts.env, baseDir: opts.baseDir, problems: [...duplicates] };
   const config = validate(raw, ctx);
   if (config === undefined) {
     throw new ConfigError(ctx.problems.length > 0 ? ctx.problems : [{ path: '(root)', reason: 'invalid configuration' }]);

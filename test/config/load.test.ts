@@ -514,16 +514,46 @@ t.test('the result is deeply frozen', async (t) => {
 });
 
 t.test('YAML syntax errors carry line information', async (t) => {
-  const ps = problems('issuers: []\nroutes:\n  - prefix: /a\n    prefix: /b\n');
+  const ps = problems('issuers: []\nroutes:\n  - prefix: /a\n  prefix: /b\n');
   t.equal(ps.length, 1);
-  t.equal(ps[0]?.path, 'line 4, column 5');
-  t.match(ps[0]?.reason, /YAML syntax error: Map keys must be unique/);
+  t.equal(ps[0]?.path, 'line 4, column 1');
+  t.match(ps[0]?.reason, /YAML syntax error: All mapping items must start at the same column/);
   const flow = problems('upstreams: { a: { value: ${KEY} } }\n');
   t.match(flow[0]?.path, /^line 1, column \d+$/);
   t.match(flow[0]?.reason, /quote \$\{…\} values/, 'a bare ${…} in a flow mapping gets a hint');
   t.notMatch(ps[0]?.reason, /quote/);
   oneProblem(t, '', '(root)', 'the configuration is empty');
   oneProblem(t, '- a\n', '(root)', 'must be a mapping of sections');
+});
+
+t.test('duplicate keys: every one is reported with its path and lines, and the rest is checked', async (t) => {
+  const text = [
+    'issuers: [{ issuer: "http://127.0.0.1:4100", audiences: [a] }]',
+    'tokens:',
+    '  jwksTimeoutMs: 1',
+    '  jwksTimeoutMs: 2',
+    'upstreams:',
+    '  a: { url: "http://127.0.0.1:5100", credentials: { type: none } }',
+    '  a: { url: "http://127.0.0.1:5100", credentials: { type: api-key, value: DUPSECRET, value: DUPSECRET2 } }',
+    'routes: [{ prefix: /a, upstream: zz, public: true }]',
+    '',
+  ].join('\n');
+  const ps = problems(text);
+  t.strictSame(ps, [
+    { path: 'tokens.jwksTimeoutMs', reason: 'duplicate key at line 4, column 3 (first at line 3, column 3): keys must be unique' },
+    { path: 'upstreams.a', reason: 'duplicate key at line 7, column 3 (first at line 6, column 3): keys must be unique' },
+    { path: 'upstreams.a.credentials.value', reason: 'duplicate key at line 7, column 86 (first at line 7, column 68): keys must be unique' },
+    { path: 'routes[0].upstream', reason: '"zz" is not one of the upstreams (a)' },
+  ]);
+  t.notMatch(JSON.stringify(ps), /DUPSECRET/, 'values are not quoted');
+  // Only duplicates, otherwise valid: still an error.
+  t.strictSame(paths(problems('issuers: [{ issuer: "http://i", audiences: [a], audiences: [b] }]\n'
+    + 'upstreams: { u: { url: "http://u", credentials: { type: none } } }\nroutes: [{ prefix: /a, upstream: u, public: true }]\n')),
+  ['issuers[0].audiences']);
+  // Keys are compared as the loaded mapping compares them: 1 and "1" are one key.
+  t.match(problems('1: x\n"1": y\n'), [{ path: '1', reason: /^duplicate key at line 2, column 1 \(first at line 1, column 1\)/ }]);
+  // With a syntax error too: the syntax error and every duplicate, nothing else.
+  t.strictSame(paths(problems('a: 1\na: 2\nb: [\n')), ['line 4, column 1', 'a']);
 });
 
 t.test('loadConfigFile: an unreadable file is a ConfigError', async (t) => {
