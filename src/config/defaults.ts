@@ -2,6 +2,8 @@
 // adapts to it, so only two explicitly set values can conflict (relations.ts reports those).
 // `Explicit` holds the values as written (undefined: not set, or itself invalid).
 
+import { isIP } from 'node:net';
+
 export interface Explicit {
   readonly server: {
     readonly host: string | undefined;
@@ -27,15 +29,42 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10000;
 export const DEFAULT_JWKS_CACHE_MAX_AGE_MS = 600_000;
 export const DEFAULT_JWKS_MAX_STALE_MS = 3_600_000;
 
-/** 0.0.0.0 and :: listen on every address, so they clash with any host on the same port. */
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
-
-/** Whether two listeners would try to bind the same address and port (0 is always a fresh port). */
-export function listenersClash(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
-  return a.port !== 0 && a.port === b.port && (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host));
+/**
+ * A listen host as the socket would see it: an IP address in canonical form (IPv6 compressed and
+ * lower-case, an IPv4-mapped IPv6 address as the IPv4 address), 'any' for 0.0.0.0 / :: (every
+ * address), or null for a host name, which may resolve to any address (`localhost` to 127.0.0.1
+ * or ::1, another name to 0.0.0.0 or to the other listener's address).
+ */
+function listenAddress(host: string): string | null {
+  if (isIP(host) === 4) return host === '0.0.0.0' ? 'any' : host;
+  if (isIP(host) !== 6) return null;
+  const v6 = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (mapped !== null) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    return listenAddress(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`);
+  }
+  return v6 === '::' ? 'any' : v6;
 }
 
-/** server.port: 8080, or 8081 when admin.port is set to 8080 on the same host. */
+/**
+ * Whether two listen hosts may be the same interface: the same address, either a wildcard, or
+ * either a host name (unknown until resolved). When in doubt, they may.
+ */
+export function hostsMayOverlap(a: string, b: string): boolean {
+  if (a.toLowerCase() === b.toLowerCase()) return true;
+  const x = listenAddress(a);
+  const y = listenAddress(b);
+  return x === null || y === null || x === 'any' || y === 'any' || x === y;
+}
+
+/** Whether two listeners may try to bind the same address and port (0 is always a fresh port). */
+export function listenersClash(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.port !== 0 && a.port === b.port && hostsMayOverlap(a.host, b.host);
+}
+
+/** server.port: 8080, or 8081 when admin.port is set to 8080 on a host that may be the server's. */
 export function serverPort(set: Explicit): number {
   if (set.server.port !== undefined) return set.server.port;
   const admin = { host: set.admin.host ?? DEFAULT_HOST, port: set.admin.port ?? DEFAULT_ADMIN_PORT };
@@ -43,7 +72,7 @@ export function serverPort(set: Explicit): number {
   return clash ? DEFAULT_SERVER_PORT + 1 : DEFAULT_SERVER_PORT;
 }
 
-/** admin.port: 9090, or 9091 when the server listens on 9090 on the same host. */
+/** admin.port: 9090, or 9091 when the server listens on 9090 on a host that may be admin's. */
 export function adminPort(set: Explicit): number {
   if (set.admin.port !== undefined) return set.admin.port;
   const server = { host: set.server.host ?? DEFAULT_HOST, port: serverPort(set) };

@@ -42,9 +42,12 @@ export function checkExplicitPairs(set: Explicit, ctx: Context): void {
   if (server.headersTimeoutMs !== undefined && whole > 0 && server.headersTimeoutMs > whole) {
     report(ctx, 'server.headersTimeoutMs', `must not exceed server.requestTimeoutMs (${whole})`, server.headersTimeoutMs);
   }
+  const adminHost = admin.host ?? DEFAULT_HOST;
+  const serverHost = server.host ?? DEFAULT_HOST;
   if (server.port !== undefined && admin.port !== undefined
-      && listenersClash({ host: admin.host ?? DEFAULT_HOST, port: admin.port }, { host: server.host ?? DEFAULT_HOST, port: server.port })) {
-    report(ctx, 'admin.port', `must differ from server.port (${server.port}) on the same host`, admin.port);
+      && listenersClash({ host: adminHost, port: admin.port }, { host: serverHost, port: server.port })) {
+    report(ctx, 'admin.port', `must differ from server.port (${server.port}) ` + (adminHost === serverHost ? 'on the same host'
+      : `while admin.host (${adminHost}) and server.host (${serverHost}) may be the same interface`), admin.port);
   }
 }
 

@@ -1,6 +1,7 @@
 // Defaults follow what is set: a default never contradicts a value the user wrote; it adapts.
 import t from 'tap';
 import { parse, withSections, type Obj } from '../fixtures/config.js';
+import { hostsMayOverlap } from '../../src/config/defaults.js';
 
 const server = (s: Obj, more: Obj = {}) => parse(withSections({ server: s, ...more }));
 
@@ -48,4 +49,38 @@ t.test('server and admin ports', async (t) => {
   c = server({ host: '0.0.0.0', port: 9090 }, { admin: { host: '127.0.0.2' } });
   t.equal(c.admin.port, 9091, 'a wildcard server host clashes with every admin host');
   t.equal(server({ port: 0 }).admin.port, 9090);
+});
+
+t.test('ports move when the hosts may be the same interface, not only when written alike', async (t) => {
+  // admin on localhost:8080, server on its default 127.0.0.1: localhost may be 127.0.0.1.
+  let c = parse(withSections({ admin: { host: 'localhost', port: 8080 } }));
+  t.equal(c.server.port, 8081, 'a host name vs a loopback address');
+  t.equal(c.server.publicUrl, 'http://127.0.0.1:8081');
+  c = server({ host: 'localhost', port: 9090 });
+  t.equal(c.admin.port, 9091, 'a server host name vs the default admin host');
+  c = server({ host: 'gw.internal', port: 9090 }, { admin: { host: '10.0.0.5' } });
+  t.equal(c.admin.port, 9091, 'any host name may resolve to the other address');
+  c = parse(withSections({ admin: { host: '::', port: 8080 } }));
+  t.equal(c.server.port, 8081, 'an IPv6 wildcard admin host clashes with the server');
+  c = parse(withSections({ server: { host: '0:0:0:0:0:0:0:0' }, admin: { host: '10.0.0.5', port: 8080 } }));
+  t.equal(c.server.port, 8081, ':: in its long form is the wildcard too');
+  c = server({ host: '::ffff:127.0.0.1', port: 9090 });
+  t.equal(c.admin.port, 9091, 'an IPv4-mapped address is that IPv4 address');
+  c = server({ host: '::1', port: 9090 });
+  t.equal(c.admin.port, 9090, 'distinct addresses (::1 vs 127.0.0.1) share a port');
+  c = server({ host: '10.0.0.5', port: 9090 }, { admin: { host: '10.0.0.6' } });
+  t.equal(c.admin.port, 9090, 'distinct IPv4 addresses share a port');
+});
+
+t.test('hostsMayOverlap', async (t) => {
+  const rows: Array<[string, string, boolean]> = [
+    ['127.0.0.1', '127.0.0.1', true], ['localhost', '127.0.0.1', true], ['localhost', '::1', true], ['LOCALHOST', 'localhost', true],
+    ['a.example', 'b.example', true], ['0.0.0.0', '10.0.0.1', true], ['::', '127.0.0.1', true], ['10.0.0.1', '::', true],
+    ['::ffff:10.0.0.1', '10.0.0.1', true], ['::FFFF:a00:1', '10.0.0.1', true], ['0::1', '::1', true],
+    ['127.0.0.1', '127.0.0.2', false], ['::1', '127.0.0.1', false], ['fd00::1', 'fd00::2', false], ['::ffff:10.0.0.2', '10.0.0.1', false],
+  ];
+  for (const [a, b, want] of rows) {
+    t.equal(hostsMayOverlap(a, b), want, `${a} / ${b}`);
+    t.equal(hostsMayOverlap(b, a), want, `${b} / ${a}`);
+  }
 });

@@ -21,6 +21,13 @@ t.test('two explicit values that contradict each other', async (t) => {
     t.strictSame(problems(withSections(over)), [{ path, reason }], name);
   }
   t.equal(parse(withSections({ server: { port: 0 }, admin: { port: 0 } })).admin.port, 0, 'two ephemeral ports never clash');
+  const clash = (s: Obj, a: Obj) => problems(withSections({ server: s, admin: a }));
+  t.strictSame(clash({ port: 8080 }, { host: 'localhost', port: 8080 }), [{ path: 'admin.port',
+    reason: '8080 must differ from server.port (8080) while admin.host (localhost) and server.host (127.0.0.1) may be the same interface' }],
+  'a host name and the default server host may be one interface');
+  t.strictSame(clash({ host: '::', port: 8080 }, { host: '10.0.0.5', port: 8080 }).map((p) => p.path), ['admin.port'], 'a wildcard clashes with any host');
+  t.strictSame(clash({ host: '::ffff:127.0.0.1', port: 8080 }, { port: 8080 }).map((p) => p.path), ['admin.port'], 'IPv4-mapped');
+  t.equal(parse(withSections({ server: { host: '::1', port: 8080 }, admin: { port: 8080 } })).admin.port, 8080, 'distinct addresses may share a port');
 });
 
 t.test('login.sessionStore follows login.redis', async (t) => {
