@@ -439,6 +439,10 @@ t.test('routes', async (t) => {
     const c = parse(withRoutes(r({ allow: [{ methods: ['get', 'Head'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'] }] })));
     t.strictSame(c.routes[0]?.allow, [{ methods: ['GET', 'HEAD'], groups: ['g'], scopes: ['s1', 's2'], subjects: ['alice'], ...RULE_DEFAULTS }]);
     oneProblem(t, withRoutes(r({ allow: [{ methods: ['GE T'] }] })), 'routes[0].allow[0].methods[0]', '"GE T" must be an HTTP method name');
+    for (const m of ['PROPFIND', 'trace', 'CONNECT', 'QUERY']) {
+      oneProblem(t, withRoutes(r({ allow: [{ methods: ['GET', m] }] })), 'routes[0].allow[0].methods[1]',
+        `"${m}" must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (the gateway answers any other method 405)`);
+    }
     oneProblem(t, withRoutes(r({ allow: [{ groups: [] }] })), 'routes[0].allow[0].groups', 'must not be empty');
     oneProblem(t, withRoutes(r({ allow: [{ subjects: 'alice' }] })), 'routes[0].allow[0].subjects', '"alice" must be a list');
     oneProblem(t, withRoutes(r({ allow: [{ scopes: [5] }] })), 'routes[0].allow[0].scopes[0]', '5 must be a string (put it in quotes)');

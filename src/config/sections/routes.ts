@@ -1,6 +1,7 @@
 // The `routes` section: which paths go where, and who may use them (deny by default). Prefixes
 // are compared the way the router compares them (policy/rules.ts normalisePrefix).
 
+import { ALLOWED_METHODS, isAllowedMethod } from '../../errors.js';
 import { normalisePrefix } from '../../policy/rules.js';
 import { cdfRuleFields } from '../cdf.js';
 import {
@@ -10,7 +11,12 @@ import {
 } from '../schema.js';
 import { corsSchema } from './cors.js';
 
-const methodSchema = refine(str((s) => (isToken(s) ? undefined : 'must be an HTTP method name')), (s) => s.toUpperCase());
+// Only the methods the gateway forwards: a rule naming another (TRACE, PROPFIND, …) could never
+// match, since those are answered 405 before any rule is read.
+const methodSchema = refine(str((s) => {
+  if (!isToken(s)) return 'must be an HTTP method name';
+  return isAllowedMethod(s.toUpperCase()) ? undefined : `must be one of ${ALLOWED_METHODS} (the gateway answers any other method 405)`;
+}), (s) => s.toUpperCase());
 
 /** Any rule may allow a request; all of one rule's conditions must hold. null: no condition. */
 export const allowRuleSchema = object({
