@@ -186,6 +186,13 @@ export function upstreamRequestHeaders(
       case 'x-forwarded-proto': xfProto = value; continue;
       case 'x-forwarded-host': xfHost = value; continue;
       case 'cookie': cookie = value; continue;
+      // The client address as nginx passes it (`proxy_set_header X-Real-IP $remote_addr`): an
+      // upstream may trust it as X-Forwarded-For's first hop, so only a trusted proxy's is kept.
+      case 'x-real-ip': {
+        const v = ctx.fromTrustedProxy ? cleanString(value) : undefined;
+        if (v !== undefined) out[name] = v;
+        continue;
+      }
       default: {
         const v = clean(value);
         if (v !== undefined) out[name] = v;

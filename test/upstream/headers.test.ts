@@ -133,6 +133,21 @@ const rows: Row[] = [
     expect: { 'x-forwarded-for': '198.51.100.1, 198.51.100.2, 10.0.0.2', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'public.example' },
   },
   {
+    name: 'untrusted peer: a client\'s X-Real-IP dropped',
+    headers: { 'X-Real-IP': '1.1.1.1' },
+    expect: { 'x-real-ip': undefined, 'x-forwarded-for': '203.0.113.7' },
+  },
+  {
+    name: 'trusted proxy: its X-Real-IP kept',
+    headers: { 'X-Real-IP': '198.51.100.1' }, ctx: { fromTrustedProxy: true, peer: '10.0.0.2' },
+    expect: { 'x-real-ip': '198.51.100.1', 'x-forwarded-for': '10.0.0.2' },
+  },
+  {
+    name: 'trusted proxy: an X-Real-IP with CR/LF dropped',
+    headers: { 'x-real-ip': '198.51.100.1\r\nx-evil: 1' }, ctx: { fromTrustedProxy: true, peer: '10.0.0.2' },
+    expect: { 'x-real-ip': undefined },
+  },
+  {
     name: 'trusted proxy without X-Forwarded-*: filled in like an untrusted peer',
     headers: {}, ctx: { fromTrustedProxy: true, peer: '10.0.0.2', proto: 'http' },
     expect: { 'x-forwarded-for': '10.0.0.2', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'gw.example' },
