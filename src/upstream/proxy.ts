@@ -114,7 +114,7 @@ export function createProxy(opts: ProxyOptions): Proxy {
       // RFC 9110 §7.6.2 (server.ts answers Max-Forwards: 0 itself and refuses malformed values).
       const mf = headers['max-forwards'];
       if (raw.method === 'OPTIONS' && typeof mf === 'string') headers['max-forwards'] = (BigInt(mf) - 1n).toString();
-      const trace = traceUpstream(headers, raw.method!, state, request.observed);
+      const trace = traceUpstream(headers, raw.method!, state, request.observed ?? null);
       const dispatchOpts: Dispatcher.DispatchOptions = {
         method: raw.method! as Dispatcher.HttpMethod,
         path: upstreamPath,
