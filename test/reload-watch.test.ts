@@ -33,15 +33,20 @@ function watching(t: Test, file: string) {
   };
 }
 
+/** Edits `target` in place, then again as the sentinel: exactly one reload for each edit. */
+async function editTwice(t: Test, w: ReturnType<typeof watching>, target: string, what: string): Promise<void> {
+  writeFileSync(target, 'edited: 1\n');
+  await w.until(1, what);
+  writeFileSync(target, 'edited: 2\n');
+  await w.until(2, 'the sentinel edit');
+  t.equal(w.reloads(), 2, 'one reload per change');
+}
+
 t.test('a plain file edited in place reloads once per change', async (t) => {
   const dir = t.testdir({ 'gw.yaml': 'a: 1\n' });
   const file = join(dir, 'gw.yaml');
   const w = watching(t, file);
-  writeFileSync(file, 'a: 2\n');
-  await w.until(1, 'the edit');
-  writeFileSync(file, 'a: 3\n');
-  await w.until(2, 'the sentinel edit');
-  t.equal(w.reloads(), 2, 'one reload per change');
+  await editTwice(t, w, file, 'the edit');
   t.equal(w.open(), 1, 'one directory watched');
 });
 
@@ -52,11 +57,7 @@ t.test('a symlink whose target (in another directory) is edited in place reloads
   symlinkSync(target, file);
   const w = watching(t, file);
   t.equal(w.open(), 2, 'the link\'s directory and the target\'s');
-  writeFileSync(target, 'a: 2\n');
-  await w.until(1, 'the edit of the target');
-  writeFileSync(target, 'a: 3\n');
-  await w.until(2, 'the sentinel edit');
-  t.equal(w.reloads(), 2, 'one reload per change');
+  await editTwice(t, w, target, 'the edit of the target');
 });
 
 t.test('a re-pointed symlink is followed: the new target is watched, the old one no longer; no watcher leaks', async (t) => {

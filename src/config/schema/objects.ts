@@ -25,15 +25,14 @@ export function checkKeys(
   return ok;
 }
 
-export interface ArrayOptions<T> {
+export interface ArrayOptions {
   /** Minimum number of items (default 0) and the reason reported when there are fewer. */
   readonly min?: number;
   readonly minReason?: string;
-  /** Runs on the items that passed (with their paths), even when others did not. */
-  readonly refine?: (items: ReadonlyArray<{ readonly value: T; readonly path: string }>, ctx: Context) => void;
 }
 
-export function array<T>(item: Schema<T>, opts: ArrayOptions<T> = {}): Schema<T[]> {
+/** A list whose items all pass `item` (each problem reported at its index). Cross-item checks: uniqueBy. */
+export function array<T>(item: Schema<T>, opts: ArrayOptions = {}): Schema<T[]> {
   return {
     check(value, path, ctx) {
       if (!Array.isArray(value)) return report(ctx, path, 'must be a list', typeof value === 'string' ? value : undefined);
@@ -43,16 +42,12 @@ export function array<T>(item: Schema<T>, opts: ArrayOptions<T> = {}): Schema<T[
         ok = false;
         report(ctx, path, opts.minReason ?? (min === 1 ? 'must not be empty' : `must have at least ${min} items`));
       }
-      const good: Array<{ value: T; path: string }> = [];
+      const good: T[] = [];
       value.forEach((v: unknown, i) => {
-        const p = indexPath(path, i);
-        const r = item.check(v, p, ctx);
-        if (r === INVALID) ok = false; else good.push({ value: r, path: p });
+        const r = item.check(v, indexPath(path, i), ctx);
+        if (r === INVALID) ok = false; else good.push(r);
       });
-      const before = ctx.problems.length;
-      opts.refine?.(good, ctx);
-      if (ctx.problems.length !== before) ok = false;
-      return ok ? good.map((g) => g.value) : INVALID;
+      return ok ? good : INVALID;
     },
   };
 }
