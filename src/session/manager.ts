@@ -166,7 +166,9 @@ export class SessionManager {
       accessToken: tokens.accessToken,
       accessTokenExp: Math.floor(principal.expiresAt / 1000),
       refreshToken: tokens.refreshToken,
-      idToken: tokens.idToken,
+      // Nothing reads the ID token after the login (logout names the client, not the token): it is
+      // not kept. The field stays, always null, so gateways that still expect it read new sessions.
+      idToken: null,
       idpSid: str(claims.sid),
       createdAt: now,
       expiresAt: now + this.deps.login.sessionTtlSec * 1000,
@@ -247,7 +249,7 @@ export class SessionManager {
       accessToken: tokens.accessToken,
       accessTokenExp: Math.floor(principal.expiresAt / 1000),
       refreshToken: tokens.refreshToken ?? session.refreshToken,
-      idToken: tokens.idToken ?? session.idToken,
+      idToken: null,
       groups: principal.groups,
       lastSeenAt: this.deps.clock(),
     };

@@ -18,7 +18,6 @@ export interface FlowSecrets {
 export interface Tokens {
   readonly accessToken: string;
   readonly refreshToken: string | null;
-  readonly idToken: string | null;
   /** Claims of the validated ID token (absent on a refresh that returns none). */
   readonly claims: Readonly<Record<string, unknown>> | null;
 }
@@ -133,7 +132,6 @@ function toTokens(res: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHe
   return {
     accessToken: res.access_token,
     refreshToken: res.refresh_token ?? null,
-    idToken: res.id_token ?? null,
     claims: claims === undefined ? null : { ...claims },
   };
 }

@@ -28,7 +28,7 @@ export interface Session {
   readonly accessToken: string;
   readonly accessTokenExp: number;  // epoch seconds
   readonly refreshToken: string | null;
-  readonly idToken: string | null;  // the login's ID token, sealed with the session (logout does not send it)
+  readonly idToken: string | null;  // always null now (the ID token is not kept); read for the format's sake
   readonly idpSid: string | null;   // the ID token's `sid`: back-channel logout names the IdP session by it
   readonly createdAt: number;       // epoch ms
   readonly expiresAt: number;       // epoch ms: absolute expiry (createdAt + sessionTtlSec)

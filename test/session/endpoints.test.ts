@@ -189,6 +189,8 @@ t.test('refresh: once per session however many requests wait; a refused refresh 
   b.store(new URL(base), answers[0]!.headers.getSetCookie());
   const after = openSession(b.gatewayCookies());
   t.equal(after.id, before.id, 'same session');
+  t.equal(before.idToken, null, 'the ID token is not kept after the login');
+  t.equal(after.idToken, null, 'nor after a refresh that returned one');
   t.not(after.accessToken, before.accessToken);
 
   // The IdP revokes the refresh token: the next refresh is refused and the session ends.
