@@ -17,7 +17,14 @@
 // set 10 % above what survived: 139 MB and +49 MB, at no measurable cost in throughput
 // (README, Performance). With the image's 128 MB cap it changes little; without one it is what
 // bounds the heap.
+//
+// Young generation held at 4 MB semi-spaces when the command line sets no size: Node 24 sizes it
+// from the host's memory (64 MB semi-spaces here), and RSS grew 175 MB under 6,000 ~10 KB tokens
+// (Node 20: 16 MB). Held at 8 MB (the image's `--max-semi-space-size=8`, which comes with its heap
+// cap) Node 24 still grew 64–67 MB; at 4 MB 51–59 MB (README, Performance). Its maximum is fixed
+// when the heap is set up; only the growth factor is read at run time (see holdYoungGeneration).
 import v8 from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { nodeFlags } from './request/context.js';
 
 export const V8_FLAGS = ['--no-allocation-site-pretenuring', '--heap-growing-percent=10'] as const;
@@ -37,6 +44,40 @@ export function tuningFlags(given: readonly string[]): string[] {
   return V8_FLAGS.filter((f) => !named.has(flagName(f)));
 }
 
+/** The semi-space size the CLI holds the young generation to (MB) when the operator sets none. */
+export const SEMI_SPACE_MB = 4;
+const YOUNG_FLAGS = new Set(['max-semi-space-size', 'semi-space-growth-factor']);
+
+/** Whether the CLI holds the young generation itself: the operator set neither of its flags. */
+export function holdsYoungGeneration(given: readonly string[]): boolean {
+  return !given.some((a) => a.startsWith('--') && YOUNG_FLAGS.has(flagName(a)));
+}
+
+const newSpaceBytes = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+
+/**
+ * Growth off (factor 1), and after every collection on again (factor 2, one doubling) only while
+ * the doubled young generation fits under `semiSpaceMb` semi-spaces. Collections are reported
+ * between event-loop turns, so a synchronous burst of allocation could double it more than once
+ * while growth is on: call this before the gateway's modules load. Returns the observer
+ * (it does not keep the process alive).
+ */
+export function holdYoungGeneration(semiSpaceMb = SEMI_SPACE_MB): PerformanceObserver {
+  const ceiling = 2 * semiSpaceMb * 1024 * 1024; // both semi-spaces: what V8 reports as new_space
+  let factor = 0;
+  const set = (f: number) => {
+    if (f !== factor) v8.setFlagsFromString(`--semi-space-growth-factor=${f}`);
+    factor = f;
+  };
+  set(1);
+  const observer = new PerformanceObserver(() => set(newSpaceBytes() * 2 <= ceiling ? 2 : 1));
+  observer.observe({ entryTypes: ['gc'] });
+  return observer;
+}
+
+/** Call first, before the gateway's modules load (src/main.ts). */
 export function applyRuntimeTuning(): void {
-  for (const flag of tuningFlags(nodeFlags())) v8.setFlagsFromString(flag);
+  const given = nodeFlags();
+  for (const flag of tuningFlags(given)) v8.setFlagsFromString(flag);
+  if (holdsYoungGeneration(given)) holdYoungGeneration();
 }

@@ -38,6 +38,24 @@ t.test('without a heap cap the old generation grows 10 % past what survived, not
   t.ok(tuned < before * 0.6, `old space peak ${Math.round(tuned / 1048576)} MB tuned against ${Math.round(before / 1048576)} MB without the flag`);
 });
 
+/** The young generation's size (both semi-spaces, bytes) after the workload's load. */
+function youngGeneration(mode: 'default' | 'tuned', nodeArgs: string[] = []): number {
+  const r = spawnSync(process.execPath, [...nodeArgs, join(process.cwd(), 'test/fixtures/young-generation-workload.mjs'), tuning, mode], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`workload failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+t.test('without a semi-space size given, the young generation is held at 4 MB semi-spaces', async (t) => {
+  const MB = 1024 * 1024;
+  const untuned = youngGeneration('default');
+  // Measured: 32 MB by default on Node 20, 128 MB on Node 24.21.0 (sized from the host's memory).
+  t.ok(untuned > 8 * MB, `V8 grows it to ${untuned / MB} MB by default (the test can see the hold)`);
+  const tuned = youngGeneration('tuned');
+  t.ok(tuned <= 8 * MB && tuned >= 2 * MB, `held: ${tuned / MB} MB (it still grows from its initial 1 MB)`);
+  const given = youngGeneration('tuned', ['--max-semi-space-size=16']);
+  t.ok(given > 8 * MB, `an operator's --max-semi-space-size=16 is left as given: ${given / MB} MB`);
+});
+
 t.test('a flag the operator set is left as given', async (t) => {
   const { V8_FLAGS, tuningFlags: applied } = await import('../src/runtime-tuning.js');
   const { nodeFlags } = await import('../src/request/context.js');
@@ -47,10 +65,19 @@ t.test('a flag the operator set is left as given', async (t) => {
   t.same(tuningFlags([], '--max-old-space-size=128  --heap_growing_percent=25'), ['--no-allocation-site-pretenuring'], 'NODE_OPTIONS, underscores');
   t.same(tuningFlags(['--allocation-site-pretenuring'], ''), ['--heap-growing-percent=10'], 'the positive form of a --no- flag');
   t.same(tuningFlags(['--max-old-space-size=128', '--max-semi-space-size=8'], ''), [...V8_FLAGS], 'heap flags do not count');
+  const { holdsYoungGeneration } = await import('../src/runtime-tuning.js');
+  const holds = (execArgv: string[], nodeOptions: string) => holdsYoungGeneration(nodeFlags(execArgv, nodeOptions));
+  t.equal(holds([], ''), true, 'no young-generation flag: held');
+  t.equal(holds([], '--max-old-space-size=256'), true, 'an old-space cap alone: still held');
+  t.equal(holds([], '--max-old-space-size=128 --max-semi-space-size=8'), false, 'the image\'s NODE_OPTIONS: left to the flag');
+  t.equal(holds(['--max_semi_space_size=32'], ''), false, 'underscores');
+  t.equal(holds(['--semi-space-growth-factor=4'], ''), false, 'a growth factor of the operator\'s');
 });
 
-t.test('main.ts applies the tuning before building the gateway', async (t) => {
+t.test('main.ts applies the tuning before the gateway\'s modules load', async (t) => {
   const { readFileSync } = await import('node:fs');
   const main = readFileSync(join(process.cwd(), 'src/main.ts'), 'utf8');
-  t.ok(main.indexOf('applyRuntimeTuning()') > 0 && main.indexOf('applyRuntimeTuning()') < main.indexOf('createGateway(config)'));
+  const imports = main.split('\n').filter((l) => /^import /.test(l));
+  t.same(imports, ["import { applyRuntimeTuning } from './runtime-tuning.js';"], 'the entry loads nothing else before the tuning');
+  t.ok(main.indexOf('applyRuntimeTuning();') > 0 && main.indexOf('applyRuntimeTuning();') < main.indexOf("import('./cli.js')"), 'then the CLI');
 });

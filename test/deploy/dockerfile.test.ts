@@ -77,7 +77,7 @@ t.test('runs as a non-root user, stops on SIGTERM, checks /healthz', async (t) =
   const entry = json(last(final, 'ENTRYPOINT')!);
   t.match(entry.join(' '), /^node .*dist\/main\.js$/, 'the entry point is the CLI');
   t.notOk(entry.includes('--config'), 'so it reads /etc/cdf-auth-gateway/gateway.yaml by default');
-  t.match(readFileSync(join(ROOT, 'src/main.ts'), 'utf8'), /DEFAULT_CONFIG = '\/etc\/cdf-auth-gateway\/gateway\.yaml'/, 'which is the CLI default');
+  t.match(readFileSync(join(ROOT, 'src/cli.ts'), 'utf8'), /DEFAULT_CONFIG = '\/etc\/cdf-auth-gateway\/gateway\.yaml'/, 'which is the CLI default');
   t.match(ops(final, 'EXPOSE').map((e) => e.args).join(' '), /\b8080\b.*\b9090\b/, 'exposes proxy and admin');
 });
 
