@@ -43,13 +43,13 @@ try {
 
   const forward = { peer: '127.0.0.1', proto: 'http', fromTrustedProxy: false, principal: d.principal, credential: d.credential, upstreamHost: '127.0.0.1:9' };
   const upstreamResponse = { 'content-type': 'application/json', 'content-length': '391', date: 'Sat, 05 Dec 2026 03:00:00 GMT', connection: 'keep-alive', 'keep-alive': 'timeout=72' };
-  const line = { requestId: requestId(undefined), ip: '127.0.0.1', method: 'GET', path: API_PATH, route: 'r0', decision: 'allow', reason: null, sub: d.principal.sub, status: 200, ms: 1.23 };
+  const line = { requestId: requestId({ headers: {} }), ip: '127.0.0.1', method: 'GET', path: API_PATH, route: 'r0', decision: 'allow', reason: null, sub: d.principal.sub, status: 200, ms: 1.23 };
   const pieces = [
     ['decision (cached token: host, target, route, bearer, digest, cache, policy, credential)', () => decide(state, ask)],
     ['  of which: SHA-256 of the token (cache key)', () => digest(token)],
     ['upstream request headers', () => upstreamRequestHeaders(headers, forward)],
     ['client response headers', () => clientResponseHeaders({ ...upstreamResponse }, null, { redirect: [], session: false })],
-    ['request id (made)', () => requestId(undefined)],
+    ['request id (made)', () => requestId({ headers: {} })],
     ['metrics (request, duration, upstream latency, in flight ±1)', () => {
       metrics.request('r0', 200, 'allow'); metrics.requestDuration('r0', 200, 0.003); metrics.upstreamLatency('cdf', 200, 0.003);
       metrics.inFlight(1); metrics.inFlight(-1);

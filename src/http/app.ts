@@ -74,7 +74,7 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
   // CONNECT never reaches a route handler (Node hands over the socket): answer 405 on it.
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const body = errorBody(405, 'Method not allowed');
-    const id = requestId(req.headers[REQUEST_ID_HEADER]); // printable ASCII: safe in a header line
+    const id = requestId(req); // printable ASCII: safe in a header line
     socket.on('error', () => { /* the client may already be gone */ });
     socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\n`
       + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);

@@ -71,7 +71,7 @@ export function upgradeHandler(deps: UpgradeDeps) {
     if (!isWebSocketUpgrade(req)) { serveAsRequest(deps.server, req, socket as Socket, head); return; }
     socket.on('error', () => socket.destroy());
     const started = performance.now();
-    const id = requestId(req.headers[REQUEST_ID_HEADER]);
+    const id = requestId(req);
     const o = { requestId: id, route: '-', status: 101, decision: 'websocket', reason: null as Reason | null, sub: null as string | null, path: null as string | null };
     const done = () => deps.record(req, { ...o, ms: Math.round((performance.now() - started) * 100) / 100 });
     void (async () => {

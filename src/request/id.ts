@@ -2,6 +2,7 @@
 // it is 1-128 printable ASCII characters, else the gateway makes one. The id goes upstream, back
 // to the client and onto every log line of the request.
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const MAX_LENGTH = 128;
@@ -15,10 +16,15 @@ function isPrintable(s: string): boolean {
   return true;
 }
 
-/** The id to use for a request whose `X-Request-Id` header is `incoming`. */
-export function requestId(incoming: string | string[] | undefined): string {
-  // Two X-Request-Id headers: neither is trusted over the other.
-  if (typeof incoming === 'string' && incoming.length > 0 && incoming.length <= MAX_LENGTH && isPrintable(incoming)) {
+/**
+ * The id of a request: its `X-Request-Id` when that is one valid value, else a new one. Node
+ * joins two `X-Request-Id` headers into one value (`a, b`); neither is trusted over the other.
+ * Only a value with a comma costs the look at the separate headers.
+ */
+export function requestId(req: Pick<IncomingMessage, 'headers' | 'headersDistinct'>): string {
+  const incoming = req.headers[REQUEST_ID_HEADER];
+  if (typeof incoming === 'string' && incoming.length > 0 && incoming.length <= MAX_LENGTH && isPrintable(incoming)
+    && (incoming.indexOf(',') === -1 || req.headersDistinct[REQUEST_ID_HEADER]?.length === 1)) {
     return incoming;
   }
   return randomUUID();

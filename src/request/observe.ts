@@ -38,7 +38,7 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
 
   app.addHook('onRequest', (request, reply, done) => {
     const raw = request.raw;
-    const id = requestId(raw.headers[REQUEST_ID_HEADER]);
+    const id = requestId(raw);
     // Fastify's answers carry it from here; the proxy adds it to the upstream's headers itself.
     // (Not on the raw response: one header set there before writeHead sends every response
     // header through setHeader, measured at ~5 % of a proxied request.)

@@ -67,6 +67,26 @@ t.test('request ids: kept when valid, made otherwise; upstream, client and acces
   t.ok(ids.includes('refused-1'));
 });
 
+t.test('two X-Request-Id headers: neither is kept (Node joins them into one value)', async (t) => {
+  const { request } = await import('node:http');
+  const { up, gw, token } = await setup(t);
+  const send = (ids: string[]) => new Promise<{ status: number; id: string }>((resolve, reject) => {
+    // node:http sends an array value as one header line per element.
+    const r = request(`${gw.url}/two`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': ids } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, id: String(res.headers['x-request-id']) }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+  const two = await send(['first', 'second']);
+  t.equal(two.status, 200);
+  t.match(two.id, UUID, 'a new id, not "first, second"');
+  t.equal(up.last().headers['x-request-id'], two.id, 'the same one upstream');
+  const one = await send(['one, with a comma']);
+  t.equal(one.id, 'one, with a comma', 'one header whose value has a comma is kept');
+});
+
 t.test('a made request id goes upstream when the decision had to wait (a key fetched for the token)', async (t) => {
   const { jwks, up, gw } = await setup(t);
   // A key the gateway has not seen: its token's kid makes the gateway fetch the key set again,
