@@ -15,6 +15,9 @@ export const REASONS = [
   // the request itself
   'bad_request', 'ambiguous_path', 'bad_host', 'token_in_url', 'invalid_request', 'method_not_allowed',
   'body_too_large', 'body_idle', 'websockets_disabled',
+  // answered on the socket (src/http/app.ts): headers over maxHeaderBytes (431), headers or the
+  // request not in time (408); bytes that are not HTTP/1.1 are bad_request
+  'header_too_large', 'request_timeout',
   // routing
   'no_route',
   // identity

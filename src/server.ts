@@ -7,7 +7,7 @@
 // in one immutable GatewayState (src/state.ts) read through one reference; reload() swaps it.
 // Errors thrown anywhere are GatewayErrors, answered in CDF's shape by src/http/respond.ts.
 import type { FastifyInstance } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { DestinationStream, Logger } from 'pino';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './clock.js';
@@ -16,7 +16,7 @@ import { createLoggers, type AccessLine } from './log.js';
 import { createMetrics, type PromMetrics } from './metrics.js';
 import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
-import { installErrorHandling, newOutcome } from './http/respond.js';
+import { decisionFor, installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
 import { createApp } from './http/app.js';
 import { pageDepsOf } from './http/pages.js';
@@ -104,17 +104,25 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
 
-  /** One access line and the request metrics for answers made outside Fastify's hooks (CONNECT, upgrades). */
+  /** One access line and the request metrics for answers made outside Fastify's hooks (CONNECT, client errors, upgrades). */
   const record = (line: AccessLine) => {
     metrics.request(line.route, line.status, line.decision);
     if (line.reason !== null) metrics.refusal(line.route, line.reason);
     if (accessLog) writeAccess(line);
   };
-  /** The access line's client address for a request answered on its raw socket. */
-  const ipOf = (req: IncomingMessage) => clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], (a) => holder.current.isTrustedProxy(a));
-  const app = createApp(server, (req, requestId) => record({
-    requestId, ip: ipOf(req), method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
-  }));
+  /** The access line's client address for a request answered on its raw socket (`headers`: null when none could be parsed). */
+  const ipFrom = (peer: string | undefined, headers: IncomingHttpHeaders | null) =>
+    clientIp(peer ?? '', headers?.['x-forwarded-for'], (a) => holder.current.isTrustedProxy(a));
+  const ipOf = (req: IncomingMessage) => ipFrom(req.socket.remoteAddress, req.headers);
+  const app = createApp(server, {
+    connect: (req, requestId) => record({
+      requestId, ip: ipOf(req), method: req.method, path: null, route: '-', decision: 'not_allowed', reason: 'method_not_allowed', sub: null, status: 405, ms: 0,
+    }),
+    // Nothing was parsed (method and path unknown), unless a request timed out while in flight.
+    clientError: ({ req, peer, requestId, status, reason }) => record({
+      requestId, ip: ipFrom(peer, req?.headers ?? null), method: req?.method ?? null, path: null, route: '-', decision: decisionFor(status), reason, sub: null, status, ms: 0,
+    }),
+  });
   // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the
   // end the access line and the request metrics.
   let tracing: ActiveTracing | null = null;

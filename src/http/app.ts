@@ -1,38 +1,67 @@
 // The Fastify instance and what happens below the route handlers: listener limits and timeouts,
 // Expect: 100-continue held back until the pipeline has decided, CONNECT answered 405 on the raw
-// socket, socket-level client errors (431, 408, 400) answered in CDF's shape, bodies passed
-// through unparsed, and connections closed whenever the gateway answers before a request body
-// was read to its end.
+// socket, socket-level client errors (431, 408, 400) answered in CDF's shape (both reported to
+// the server for their access line and metrics), bodies passed through unparsed, and
+// connections closed whenever the gateway answers before a request body was read to its end.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyCookie } from '@fastify/cookie';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../config/types.js';
-import { ALLOWED_METHODS, errorBody } from '../errors.js';
+import { ALLOWED_METHODS, errorBody, type Reason } from '../errors.js';
 import { frameworkError } from './respond.js';
 import { REQUEST_ID_HEADER, requestId } from '../request/id.js';
 
-/** Safe, fixed texts: nothing of the request's bytes is ever echoed. */
-const CLIENT_ERROR_MESSAGES: Readonly<Record<number, string>> = {
-  400: 'Bad request: malformed HTTP request',
-  408: 'Request timeout: the request did not arrive in time',
-  431: 'Request header fields too large',
+/**
+ * What Node's parser refused, by status: a fixed text (nothing of the request's bytes is ever
+ * echoed) and the refusal's reason.
+ */
+const CLIENT_ERRORS: Readonly<Record<number, { readonly message: string; readonly reason: Reason }>> = {
+  400: { message: 'Bad request: malformed HTTP request', reason: 'bad_request' },
+  408: { message: 'Request timeout: the request did not arrive in time', reason: 'request_timeout' },
+  431: { message: 'Request header fields too large', reason: 'header_too_large' },
 };
+
+/** A client error answered on its socket: what its access line and the request metrics need. */
+export interface ClientErrorAnswer {
+  /** The request in flight on the socket (a request timeout while its body arrives), else null: nothing was parsed. */
+  readonly req: IncomingMessage | null;
+  /** The peer's address. */
+  readonly peer: string | undefined;
+  readonly requestId: string;
+  readonly status: number;
+  readonly reason: Reason;
+}
+
+/** What is known of a request none of which could be parsed: no headers (so a new request id). */
+const UNPARSED = Object.freeze({ headers: Object.freeze({}), headersDistinct: Object.freeze({}) });
+
+/** A whole answer in CDF's shape, written straight to a socket, after which the connection closes. */
+function rawAnswer(status: number, message: string, requestId: string, extraHeaders = ''): string {
+  const body = errorBody(status, message);
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
+    + `Cache-Control: no-store\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
+}
 
 /**
  * Node's 'clientError' (the parser refused the bytes, or the headers/request timeout fired before
- * a request was handed over): answered in CDF's shape and the connection closed. Fastify's own
- * handler answers in Fastify's shape; its guards are kept: nothing for a reset or destroyed
- * socket, nothing written to a socket that cannot take it or whose response already started.
+ * a request was complete): answered in CDF's shape with a request id, and the connection closed.
+ * Fastify's own handler answers in Fastify's shape; its guards are kept: nothing for a reset or
+ * destroyed socket, nothing written to a socket that cannot take it or whose response already
+ * started. `onAnswered` hears of every answer written (and only those).
  */
-export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex, onAnswered?: (answer: ClientErrorAnswer) => void): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
   if (socket.writable && (res === undefined || res === null || !res.headersSent)) {
-    const body = errorBody(status, CLIENT_ERROR_MESSAGES[status]!);
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`);
+    const { message, reason } = CLIENT_ERRORS[status]!;
+    const req = res?.req ?? null;
+    const id = requestId(req ?? UNPARSED); // printable ASCII: safe in a header line
+    socket.write(rawAnswer(status, message, id));
+    // Before destroy(): a destroyed socket no longer knows its peer.
+    onAnswered?.({ req, peer: (socket as Socket).remoteAddress, requestId: id, status, reason });
   }
   socket.destroy(err);
 }
@@ -42,8 +71,15 @@ function hasBody(raw: IncomingMessage): boolean {
   return raw.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
-/** `onConnect` records a CONNECT (answered 405 here: it never reaches a route handler) under its request id. */
-export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage, requestId: string) => void): FastifyInstance {
+/** Answers made on the raw socket, never seen by Fastify's hooks: reported here for their access line and metrics. */
+export interface RawAnswers {
+  /** A CONNECT, answered 405 (it never reaches a route handler), under its request id. */
+  connect(req: IncomingMessage, requestId: string): void;
+  /** A socket-level client error (431, 408, 400) that was answered. */
+  clientError(answer: ClientErrorAnswer): void;
+}
+
+export function createApp(server: ServerConfig, answered: RawAnswers): FastifyInstance {
   const app = Fastify({
     logger: false, // one access line per request is written by the gateway; Fastify's per-request child loggers are not needed
     http: {
@@ -63,7 +99,7 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
     bodyLimit: 1024 * 1024, // only applies to parsers that buffer; we register none
     routerOptions: { maxParamLength: 65535 },
     frameworkErrors: frameworkError,
-    clientErrorHandler,
+    clientErrorHandler: (err: Error, socket: Duplex) => clientErrorHandler(err, socket, answered.clientError),
   });
   app.decorateRequest('outcome', null as never);
   // Its parse/serialize only (src/session/cookies.ts); no hook: the proxy path never reads cookies.
@@ -73,12 +109,10 @@ export function createApp(server: ServerConfig, onConnect: (req: IncomingMessage
   app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res));
   // CONNECT never reaches a route handler (Node hands over the socket): answer 405 on it.
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const body = errorBody(405, 'Method not allowed');
     const id = requestId(req); // printable ASCII: safe in a header line
     socket.on('error', () => { /* the client may already be gone */ });
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
-    onConnect(req, id);
+    socket.end(rawAnswer(405, 'Method not allowed', id, `Allow: ${ALLOWED_METHODS}\r\n`));
+    answered.connect(req, id);
   });
   // Bodies are streamed to the upstream untouched, never parsed or buffered.
   app.removeAllContentTypeParsers();

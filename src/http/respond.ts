@@ -37,7 +37,7 @@ export function decisionFor(status: number): string {
     case 404: return 'not_found';
     case 405: return 'not_allowed';
     case 408: return 'timeout';
-    case 413: return 'too_large';
+    case 413: case 431: return 'too_large';
     default: return status >= 500 ? 'error' : 'invalid';
   }
 }
