@@ -62,16 +62,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** The routes, in the order a request meets them: CORS preflights, the gateway's own endpoints, the proxy. */
+/** The routes, in the order a request meets them: CORS preflights, methods it does not forward, the gateway's own endpoints, the proxy. */
 function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock: Clock; logger: Logger; metrics: PromMetrics; login: boolean }): void {
-  // The proxy's routes take only the methods it forwards: any other method (PROPFIND, PURGE,
-  // TRACE…) comes here, on every path, and gets 405.
   app.setNotFoundHandler((request) => {
-    const method = request.raw.method!;
-    if (!isAllowedMethod(method)) {
-      newOutcome(request).decision = 'not_allowed';
-      throw new MethodNotAllowedError(method);
-    }
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
   });
@@ -81,6 +74,15 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
     o.path = path;
     o.decision = decision;
   }));
+  // The proxy's routes take only the methods it forwards: any other method (PROPFIND, PURGE,
+  // TRACE, QUERY…) gets 405 here, on every path, before Fastify looks at a body: it treats QUERY
+  // as a body method and would refuse one without a Content-Type (or with a malformed one) itself.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const method = request.raw.method!;
+    if (isAllowedMethod(method)) { done(); return; }
+    newOutcome(request).decision = 'not_allowed';
+    done(new MethodNotAllowedError(method));
+  });
   registerForwardAuth(app, holder);
   registerCdpLogin(app, holder);
   if (deps.login) {
