@@ -29,8 +29,9 @@ import { keepListeners, listenerChanges } from './reload.js';
 import { SocketRegistry } from './http/sockets.js';
 import { upgradeHandler } from './http/upgrade.js';
 import { decideUpgrade } from './http/upgrade-decide.js';
-import { observeRequests } from './request/observe.js';
+import { observeRequests, refuseBadHost } from './request/observe.js';
 import { clientIp } from './request/client-ip.js';
+import { hostRefusal } from './request/host.js';
 import { setContextReach } from './request/context.js';
 import { startTracing, type ActiveTracing } from './tracing.js';
 import { startupSummary } from './startup.js';
@@ -64,7 +65,8 @@ export interface Gateway {
 
 /** The routes, in the order a request meets them: CORS preflights, methods it does not forward, the gateway's own endpoints, the proxy. */
 function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock: Clock; logger: Logger; metrics: PromMetrics; login: boolean }): void {
-  app.setNotFoundHandler((request) => {
+  // A 404 (a path no route serves) judges the Host first, as every endpoint does.
+  app.setNotFoundHandler({ preHandler: refuseBadHost }, (request) => {
     newOutcome(request).decision = 'not_found';
     throw new NotFoundError();
   });
@@ -80,6 +82,8 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
   app.addHook('onRequest', (request, _reply, done) => {
     const method = request.raw.method!;
     if (isAllowedMethod(method)) { done(); return; }
+    const badHost = hostRefusal(request.raw.rawHeaders, request.raw.httpVersion); // 400 first, as everywhere
+    if (badHost !== null) { done(badHost); return; }
     newOutcome(request).decision = 'not_allowed';
     done(new MethodNotAllowedError(method));
   });
@@ -90,8 +94,9 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
     registerBackchannelLogout(app, { holder, clock: deps.clock, logger: deps.logger });
   }
   const handle = proxyHandler(holder);
-  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/*', handler: handle });
-  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/', handler: handle });
+  const config = { decidesHost: true }; // decide() judges the Host (request/observe.ts)
+  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/*', config, handler: handle });
+  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/', config, handler: handle });
 }
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {

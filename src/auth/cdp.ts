@@ -38,7 +38,8 @@ export function registerCdpLogin(app: FastifyInstance, holder: StateHolder): voi
     return sendData(reply, { url: `${publicUrl}/auth/login?${params.toString()}` });
   });
 
-  app.get('/login/token', async (request, reply) => {
+  // decide() judges the Host (request/observe.ts).
+  app.get('/login/token', { config: { decidesHost: true } }, async (request, reply) => {
     const state = holder.current;
     const raw = request.raw;
     const outcome = newOutcome(request, '/login/token');

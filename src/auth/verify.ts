@@ -15,6 +15,7 @@ import { BadRequestError, InsufficientScopeError } from '../errors.js';
 import { decide, type Refused } from '../pipeline/decide.js';
 import type { GatewayState, StateHolder } from '../state.js';
 import type { CompiledRoute } from '../policy/rules.js';
+import { requireValidHost } from '../request/host.js';
 import { parseTarget } from '../request/target.js';
 import { isPreflight, originAllowed, OriginNotAllowedError, preflightHeaders } from '../http/cors.js';
 import { newOutcome, refuse } from '../http/respond.js';
@@ -56,6 +57,7 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/auth/verify',
+    config: { decidesHost: true }, // decide() judges the Host (request/observe.ts)
     handler: async (request: FastifyRequest, reply: FastifyReply) => {
       const state = holder.current;
       const raw = request.raw;
@@ -69,6 +71,8 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
       // A CORS preflight is decided without credentials, as the proxy would (http/cors.ts).
       const route = fwd !== null && isPreflight(fwd.method, raw.headers) ? corsRoute(state, fwd.uri) : null;
       if (route !== null) {
+        // Answered without decide(): its Host check first, as decide() would make it.
+        requireValidHost(raw.rawHeaders, raw.httpVersion);
         const origin = raw.headers.origin;
         outcome.route = `/auth/verify ${route.id}`;
         outcome.decision = originAllowed(route.cors!, origin) ? 'preflight' : 'cors_denied';

@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { CorsConfig } from '../config/types.js';
 import { GatewayError } from '../errors.js';
+import { hostRefusal } from '../request/host.js';
 import { parseTarget } from '../request/target.js';
 import type { CompiledRoute, RouteTable } from '../policy/rules.js';
 import type { GatewayState } from '../state.js';
@@ -94,6 +95,9 @@ export function corsHook(current: () => GatewayState, mark: (request: FastifyReq
     if (route === null || route.cors === null) { done(); return; }
     const origin = one(raw.headers.origin);
     if (isPreflight(raw.method, raw.headers)) {
+      // Answered here, never decided: decide()'s Host check first (two Hosts, a malformed one).
+      const badHost = hostRefusal(raw.rawHeaders, raw.httpVersion);
+      if (badHost !== null) { done(badHost); return; }
       const allowed = originAllowed(route.cors, origin);
       mark(request, route.id, raw.url!.split('?', 1)[0]!, allowed ? 'preflight' : 'cors_denied');
       if (!allowed) {

@@ -66,16 +66,24 @@ function hostError(problem: HostProblem): BadRequestError {
   return new BadRequestError('Bad request: invalid Host header', `host ${problem}`, 'bad_host');
 }
 
+/** checkHost's verdict as the 400 the gateway answers with, or null when the Host is fine. */
+export function hostRefusal(rawHeaders: readonly string[], httpVersion: string): BadRequestError | null {
+  const r = checkHost(rawHeaders, httpVersion);
+  return r.ok ? null : hostError(r.problem);
+}
+
 /** checkHost, throwing the 400 the gateway answers with. */
 export function requireValidHost(rawHeaders: readonly string[], httpVersion: string): void {
-  const r = checkHost(rawHeaders, httpVersion);
-  if (!r.ok) throw hostError(r.problem);
+  const refused = hostRefusal(rawHeaders, httpVersion);
+  if (refused !== null) throw refused;
 }
 
 /**
- * The Host check every request gets on arrival, whatever answers it (the gateway's own endpoints
- * too): an HTTP/1.1 request with no Host at all is refused. One property read; the full check
- * (duplicates, malformed values) is decide()'s. Null when the request has a Host (or is HTTP/1.0).
+ * The Host check every request gets on arrival, whatever answers it: an HTTP/1.1 request with no
+ * Host at all is refused. One property read. The full check (duplicates, which Node's
+ * `headers.host` hides by keeping the first; malformed values) is decide()'s on the routes that
+ * ask it, and a route hook's on every other (request/observe.ts). Null when the request has a
+ * Host (or is HTTP/1.0).
  */
 export function missingHost(headers: IncomingHttpHeaders, httpVersion: string): BadRequestError | null {
   return headers.host === undefined && httpVersion !== '1.0' ? hostError('missing') : null;

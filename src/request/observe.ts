@@ -1,21 +1,36 @@
 // What every request gets on arrival and at its end, whatever answers it: a request id (kept from
 // `X-Request-Id` or made) echoed on the response, the request context (log lines and spans find
 // it), the in-flight gauge, and at the end the access line, the duration histogram, the refusal
-// counter and the server span's end. The decision itself is not made here; the one refusal made
-// on arrival is an HTTP/1.1 request without Host (what Node's parser would otherwise answer).
-import type { FastifyInstance } from 'fastify';
+// counter and the server span's end. The decision itself is not made here; the refusals made here
+// are a Host that is missing (on arrival: what Node's parser would otherwise answer), twice sent
+// or malformed (a route hook, on the routes that do not ask decide(), which checks it itself).
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { AccessLine } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { newOutcome, type Outcome } from '../http/respond.js';
 import type { ActiveTracing } from '../tracing.js';
 import { clientIp } from './client-ip.js';
-import { missingHost } from './host.js';
+import { hostRefusal, missingHost } from './host.js';
 import { REQUEST_ID_HEADER, requestId } from './id.js';
 import { runInRequest, type RequestContext } from './context.js';
 
 declare module 'fastify' {
   interface FastifyRequest { observed: RequestContext | null }
+  interface FastifyContextConfig {
+    /** The route's handler asks decide(), which refuses a bad Host itself: no Host hook on it. */
+    readonly decidesHost?: boolean;
+  }
+}
+
+/**
+ * Two Host headers (Node's `headers.host` shows only the first) or a malformed one: 400 bad_host,
+ * as decide() answers it. A route hook, so the proxy's requests (decide() checks those) pay
+ * nothing for it; server.ts also runs it before the not-found handler.
+ */
+export function refuseBadHost(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  const refused = hostRefusal(request.raw.rawHeaders, request.raw.httpVersion);
+  if (refused === null) done(); else done(refused);
 }
 
 export interface ObserveDeps {
@@ -53,6 +68,15 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
     const noHost = missingHost(raw.headers, raw.httpVersion);
     if (noHost !== null) { runInRequest(ctx, () => done(noHost)); return; }
     runInRequest(ctx, done);
+  });
+
+  // Every route added from here on that does not ask decide() (login, logout, callback, userinfo,
+  // CDP's /login/url, back-channel logout, any endpoint added later) judges the Host before its
+  // handler builds a URL or a cookie from the request. Opt-out, so a new endpoint is covered.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.decidesHost === true) return;
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [...own, refuseBadHost];
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -1,12 +1,14 @@
 // Host validation (RFC 9112 §3.2): the pure judgement as a table, then the real gateway through
 // a raw socket (fetch cannot send two Host headers or a malformed one), so what Node's own
-// parser refuses first is seen as it really is.
+// parser refuses first is seen as it really is: on the proxy, forward-auth and every one of the
+// gateway's own endpoints (login, callback, logout, CDP's pair, back-channel logout, preflights).
 import t from 'tap';
 import { connect } from 'node:net';
 import { checkHost, isValidHost } from '../../src/request/host.js';
 import { startJwksServer } from '../fixtures/jwks-server.js';
 import { startUpstream } from '../fixtures/upstream.js';
 import { startGateway } from '../fixtures/gateway.js';
+import { startLoginStack } from '../fixtures/login.js';
 
 const VALID = [
   'example.com', 'example.com:443', 'a', 'localhost:8080', '127.0.0.1', '127.0.0.1:1', 'xn--bcher-kva.example',
@@ -137,4 +139,78 @@ t.test('no Host (HTTP/1.1): 400 bad_host in CDF\'s shape on every path, with an 
   t.same(JSON.parse(ws.text.slice(ws.text.indexOf('\r\n\r\n') + 4)), { error: { code: 400, message: 'Bad request: invalid Host header' } });
   t.match(gw.entries().filter((e) => e.msg === 'request').pop(), { upgrade: 'websocket', status: 400, reason: 'bad_host' });
   t.equal(up.requests.length, 1, 'the upgrade reached no upstream');
+});
+
+t.test('two Host headers or a malformed one: the same 400 bad_host on the gateway\'s own endpoints, before any of them acts', async (t) => {
+  const APP = 'https://app.example';
+  const { base, browser, gw, upstream } = await startLoginStack(t, {
+    server: { trustedProxies: ['127.0.0.1'] },
+    routes: [{ prefix: '/cors', upstream: 'app', public: true, cors: { origins: [APP] } }],
+  });
+  const host = new URL(base).host;
+  const signedIn = browser();
+  await signedIn.login(base, 'alice');
+  const session = signedIn.jar.header(new URL(base));
+  // A login stopped before the callback: the IdP's answer is delivered by hand below.
+  const pending = browser();
+  const { url: callback } = await pending.navigate(`${base}/auth/login?project=demo&redirect=%2Fapp%2Fhome`, 'bob', (u) => u.pathname === '/auth/callback');
+  const flow = pending.jar.header(callback);
+  const form = 'logout_token=x.y.z';
+
+  // [method, target, headers, body]: each would act (redirect, answer, revoke, log in) with one good Host.
+  const endpoints: Array<[string, string, string, string]> = [
+    ['GET', '/auth/login?project=demo&redirect=%2Fapp%2Fhome', '', ''],
+    ['GET', `${callback.pathname}${callback.search}`, `Cookie: ${flow}\r\n`, ''],
+    ['GET', '/auth/userinfo', `Cookie: ${session}\r\nAccept: application/json\r\n`, ''],
+    ['GET', '/auth/logout?redirect=%2Fbye', `Cookie: ${session}\r\n`, ''],
+    ['POST', '/auth/logout?redirect=%2Fbye', `Cookie: ${session}\r\nOrigin: ${base}\r\nContent-Length: 0\r\n`, ''],
+    ['GET', '/login/url?project=demo&redirectUrl=%2Fapp%2Fhome', '', ''],
+    ['POST', '/auth/backchannel-logout', `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n`, form],
+    ['OPTIONS', '/cors/x', `Origin: ${APP}\r\nAccess-Control-Request-Method: GET\r\n`, ''],
+    ['OPTIONS', '/auth/verify', `X-Forwarded-Method: OPTIONS\r\nX-Forwarded-Uri: /cors/x\r\nOrigin: ${APP}\r\nAccess-Control-Request-Method: GET\r\n`, ''],
+    ['PROPFIND', '/app/x', '', ''],
+  ];
+  const hosts: Array<[string, string]> = [
+    ['two Host headers', `Host: ${host}\r\nHost: evil.example\r\n`],
+    ['a path in Host', 'Host: evil.example/x\r\n'],
+  ];
+  const send = (method: string, target: string, hostLines: string, headers: string, body: string, id: string) =>
+    raw(base, `${method} ${target} HTTP/1.1\r\n${hostLines}${headers}X-Request-Id: ${id}\r\nConnection: close\r\n\r\n${body}`);
+
+  const proxied = upstream.requests.length;
+  let n = 0;
+  for (const [problem, hostLines] of hosts) {
+    for (const [method, target, headers, body] of endpoints) {
+      const name = `${problem}: ${method} ${target.split('?', 1)[0]}`;
+      const id = `badhost-${++n}`;
+      const r = await send(method, target, hostLines, headers, body, id);
+      t.equal(r.status, 400, name);
+      t.match(r.text, new RegExp(`\r\nx-request-id: ${id}\r\n`, 'i'), `${name}: X-Request-Id`);
+      t.notMatch(r.text, /\r\n(location|set-cookie|access-control-allow-origin):/i, `${name}: no redirect, cookie or CORS grant`);
+      t.equal(r.text.slice(r.text.indexOf('\r\n\r\n') + 4), JSON.stringify({ error: { code: 400, message: 'Bad request: invalid Host header' } }), `${name}: CDF's shape`);
+      t.match(gw.entries().find((e) => e.msg === 'request' && e.requestId === id), { status: 400, decision: 'invalid', reason: 'bad_host', method }, `${name}: access line`);
+    }
+  }
+  const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+  // Forward-auth counts under its own route, as its other refusals.
+  t.match(metrics, new RegExp(`cdf_gateway_refusals_total\\{route="-",reason="bad_host"\\} ${n - hosts.length}\\n`), 'each counted as bad_host');
+  t.match(metrics, new RegExp(`cdf_gateway_refusals_total\\{route="/auth/verify",reason="bad_host"\\} ${hosts.length}\\n`));
+  t.equal(upstream.requests.length, proxied, 'nothing reached the upstream');
+
+  // None of them acted: the session is alive, and the login they refused completes with one Host.
+  const info = await send('GET', '/auth/userinfo', `Host: ${host}\r\n`, `Cookie: ${session}\r\nAccept: application/json\r\n`, '', 'good-1');
+  t.equal(info.status, 200, 'the session was not logged out');
+  const done = await send('GET', `${callback.pathname}${callback.search}`, `Host: ${host}\r\n`, `Cookie: ${flow}\r\n`, '', 'good-2');
+  t.equal(done.status, 302, 'the callback refused above still logs in');
+  t.match(done.text, /\r\nlocation: \/app\/home\r\n/i);
+  const preflight = await send('OPTIONS', '/cors/x', `Host: ${host}\r\n`, `Origin: ${APP}\r\nAccess-Control-Request-Method: GET\r\n`, '', 'good-3');
+  t.equal(preflight.status, 204, 'a preflight with one good Host is answered');
+
+  // The proxy and forward-auth decide as before: refused by decide(), under their own route.
+  for (const [target, route] of [['/auth/verify', '/auth/verify'], ['/login/token', '/login/token']] as const) {
+    const id = `decided-${route}`;
+    const r = await send('GET', target, `Host: ${host}\r\nHost: evil.example\r\n`, '', '', id);
+    t.equal(r.status, 400, `${target}`);
+    t.match(gw.entries().find((e) => e.msg === 'request' && e.requestId === id), { status: 400, reason: 'bad_host', route }, `${target}: its access line`);
+  }
 });
