@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { GatewayConfig } from './config/types.js';
 import { deepFreeze } from './config/schema.js';
+import { maxTokenBytesWithin } from './config/defaults.js';
 import { listenerPublicUrl } from './config/sections/server.js';
 
 /** Settings bound when the listeners start: a reload reports them instead of applying them. */
@@ -29,9 +30,10 @@ export function listenerChanges(running: GatewayConfig, next: GatewayConfig): st
 
 /**
  * `next` as the running process can apply it: listener settings stay those of `running` (the
- * listeners are bound for the life of the process), and a publicUrl the file does not set is
- * derived from the running listener's host and port, not from the ones in the new file, where
- * nothing listens. Everything else comes from `next`.
+ * listeners are bound for the life of the process), and a default that follows one is derived
+ * from the running listener, not from the new file's, which is not applied: a publicUrl the file
+ * does not set from the running host and port, a tokens.maxTokenBytes it does not set from the
+ * running maxHeaderBytes. Everything else comes from `next`.
  */
 export function keepListeners(running: GatewayConfig, next: GatewayConfig): GatewayConfig {
   const server: Record<string, unknown> = { ...next.server };
@@ -41,7 +43,8 @@ export function keepListeners(running: GatewayConfig, next: GatewayConfig): Gate
     target[section][key] = (running[section] as unknown as Record<string, unknown>)[key];
   }
   if (!next.server.publicUrlSet) server.publicUrl = listenerPublicUrl(running.server.host, running.server.port);
-  return deepFreeze({ ...next, server, admin }) as GatewayConfig;
+  const tokens = next.tokens.maxTokenBytesSet ? next.tokens : { ...next.tokens, maxTokenBytes: maxTokenBytesWithin(running.server.maxHeaderBytes) };
+  return deepFreeze({ ...next, server, admin, tokens }) as GatewayConfig;
 }
 
 /**

@@ -146,6 +146,52 @@ t.test('in process: a reload that changes server.port keeps the listener, and a 
   t.equal(gw.gateway.state.config.server.port, port);
 });
 
+/** A reader's token of `bytes` bytes or up to three more (base64url grows in steps of four). */
+async function readerTokenOf(bytes: number): Promise<string> {
+  const withPad = (pad: number) => mint(claims(jwks.issuer, AUDIENCE, Date.now(), { sub: 'r', groups: ['readers'], pad: 'x'.repeat(pad) }), { key });
+  let pad = Math.max(0, Math.floor(((bytes - (await withPad(0)).length) * 3) / 4));
+  let token = await withPad(pad);
+  while (token.length < bytes) token = await withPad(++pad);
+  return secret(token);
+}
+
+t.test('in process: a reload that changes only server.maxHeaderBytes keeps the token limit derived from the running listener', async (t) => {
+  const routes = [{ prefix: '/a', upstream: 'app', allow: [{ groups: ['readers'] }] }];
+  const server = (maxHeaderBytes: number) => ({ server: { host: '127.0.0.1', port: 0, maxHeaderBytes } });
+  const gw = await startGateway(t, config(routes, server(8192)));
+  t.equal(gw.gateway.state.config.tokens.maxTokenBytes, 6144, 'three quarters of the listener\'s 8192');
+  const get = async (token: string) => {
+    const res = await fetch(`${gw.url}/a/x`, { headers: { authorization: `Bearer ${token}` } });
+    await res.arrayBuffer();
+    return res.status === 401 ? `401 ${res.headers.get('www-authenticate') ?? ''}` : String(res.status);
+  };
+  const within = await readerTokenOf(4000); // over 3072, the limit a 4096-byte header block would give
+  const over = await readerTokenOf(6145); // over the running 6144, under 12288 (a 65536-byte header block's)
+  t.ok(over.length <= 6148, `${over.length} bytes`);
+  t.equal(await get(within), '200', 'within the running limit');
+  t.match(await get(over), /^401 .*invalid_token/, 'over the running limit');
+  const before = gw.gateway.state;
+
+  await gw.gateway.reload(toConfig(config(routes, server(4096))));
+  t.ok(gw.entries().some((e) => e.key === 'server.maxHeaderBytes' && /needs a restart/.test(String(e.msg))), 'the header limit change is warned about');
+  t.equal(gw.gateway.state.config.server.maxHeaderBytes, 8192, 'the listener keeps its header limit');
+  t.equal(gw.gateway.state.config.tokens.maxTokenBytes, 6144, 'and the token limit stays derived from it');
+  t.equal(gw.gateway.state.verifier, before.verifier, 'tokens unchanged: the verifier (and its key sets) carries over');
+  t.equal(await get(within), '200', 'a token the new file\'s header limit would refuse is still accepted');
+
+  await gw.gateway.reload(toConfig(config(routes, server(65536))));
+  t.equal(gw.gateway.state.config.tokens.maxTokenBytes, 6144, 'a larger header limit in the file does not raise it');
+  t.match(await get(over), /^401 .*invalid_token/, 'a token over the running limit is still refused');
+
+  // Set explicitly, the token limit is applied as written.
+  await gw.gateway.reload(toConfig(config(routes, { ...server(65536), tokens: { maxTokenBytes: 7000 } })));
+  t.equal(gw.gateway.state.config.tokens.maxTokenBytes, 7000);
+  t.equal(await get(over), '200', 'an explicit tokens.maxTokenBytes is applied');
+  await gw.gateway.reload(toConfig(config(routes, server(16384))));
+  t.equal(gw.gateway.state.config.tokens.maxTokenBytes, 6144, 'left out again: derived from the running listener');
+  t.match(await get(over), /^401 .*invalid_token/);
+});
+
 interface Cli { url: string; logs: () => string; kill(signal: NodeJS.Signals): void; exited: Promise<number | null> }
 
 async function startCli(t: Test, file: string): Promise<Cli> {

@@ -80,14 +80,18 @@ export function adminPort(set: Explicit): number {
   return clash ? DEFAULT_ADMIN_PORT + 1 : DEFAULT_ADMIN_PORT;
 }
 
-/**
- * tokens.maxTokenBytes: 12288, but at most three quarters of a smaller server.maxHeaderBytes: the
- * token travels in the header block, and the rest of the request head needs room too.
- */
+/** tokens.maxTokenBytes: as set, else derived from server.maxHeaderBytes (maxTokenBytesWithin). */
 export function maxTokenBytes(set: Explicit): number {
-  if (set.tokens.maxTokenBytes !== undefined) return set.tokens.maxTokenBytes;
-  const header = set.server.maxHeaderBytes;
-  return header === undefined ? DEFAULT_MAX_TOKEN_BYTES : Math.min(DEFAULT_MAX_TOKEN_BYTES, Math.floor((header * 3) / 4));
+  return set.tokens.maxTokenBytes ?? maxTokenBytesWithin(set.server.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES);
+}
+
+/**
+ * The default token limit under a header limit: 12288, but at most three quarters of a smaller
+ * one: the token travels in the header block, and the rest of the request head needs room too.
+ * A reload derives it from the running listener's limit (reload.ts keepListeners).
+ */
+export function maxTokenBytesWithin(maxHeaderBytes: number): number {
+  return Math.min(DEFAULT_MAX_TOKEN_BYTES, Math.floor((maxHeaderBytes * 3) / 4));
 }
 
 /** server.maxHeaderBytes: 32768, or room for a larger tokens.maxTokenBytes plus a third (whole KiB). */

@@ -21,14 +21,17 @@ t.test('maxTokenBytes and server.maxHeaderBytes', async (t) => {
   let c = server({ maxHeaderBytes: 8192 });
   t.equal(c.server.maxHeaderBytes, 8192);
   t.equal(c.tokens.maxTokenBytes, 6144, 'three quarters of a smaller header limit');
+  t.equal(c.tokens.maxTokenBytesSet, false, 'and marked as derived (a reload derives it from the running listener)');
   t.equal(server({ maxHeaderBytes: 1024 }).tokens.maxTokenBytes, 768, 'the smallest header limit still leaves a valid token limit');
   t.equal(server({ maxHeaderBytes: 65536 }).tokens.maxTokenBytes, 12288, 'a larger header limit leaves the default');
   c = parse(withSections({ tokens: { maxTokenBytes: 40000 } }));
   t.equal(c.tokens.maxTokenBytes, 40000);
+  t.equal(c.tokens.maxTokenBytesSet, true, 'a maxTokenBytes written in the file is marked as set');
   t.equal(c.server.maxHeaderBytes, 54272, 'the header limit grows to the token plus a third, in whole KiB');
   t.ok(c.server.maxHeaderBytes > c.tokens.maxTokenBytes);
   t.equal(parse(withSections({ tokens: { maxTokenBytes: 65536 } })).server.maxHeaderBytes, 88064, 'the largest token still fits');
   t.equal(parse(withSections({ tokens: { maxTokenBytes: 4096 } })).server.maxHeaderBytes, 32768);
+  t.throws(() => parse(withSections({ tokens: { maxTokenBytesSet: true } })), /tokens\.maxTokenBytesSet: .*unknown/, 'the mark is not a key of the file');
 });
 
 t.test('headersTimeoutMs and requestTimeoutMs', async (t) => {

@@ -61,7 +61,7 @@ t.test('fills in every default', async (t) => {
     issuers: [{ issuer: 'https://idp.example', jwksUri: null, audiences: ['https://cdf.example'], algorithms: ['RS256'], ...ISSUER_DEFAULTS }],
     tokens: {
       jwksTimeoutMs: 1000, jwksCooldownMs: 30000, jwksCacheMaxAgeMs: 600000, jwksMaxStaleMs: 3600000, jwksMaxBytes: 1048576,
-      clockToleranceSec: 30, maxTokenBytes: 12288, cacheSize: 10000,
+      clockToleranceSec: 30, maxTokenBytes: 12288, maxTokenBytesSet: false, cacheSize: 10000,
     },
     upstreams: { cdf: { name: 'cdf', url: 'http://127.0.0.1:5000', timeoutMs: 30000, credentials: { type: 'user-token' } } },
     routes: [{ prefix: '/api/', upstream: 'cdf', rewritePrefix: null, public: false, websockets: true, allow: [{ methods: null, groups: ['readers'], scopes: null, subjects: null, ...RULE_DEFAULTS }], login: null, cors: null }],

@@ -56,5 +56,7 @@ export function tokensSchema(set: Explicit) {
     jwksCacheMaxAgeMs: defaults.jwksCacheMaxAgeMs(set),
     jwksMaxStaleMs: defaults.jwksMaxStaleMs(set),
     maxTokenBytes: defaults.maxTokenBytes(set),
+    /** false: maxTokenBytes was not set and follows server.maxHeaderBytes (a reload re-derives it). */
+    maxTokenBytesSet: set.tokens.maxTokenBytes !== undefined,
   }));
 }
