@@ -18,6 +18,7 @@ import { createAdmin } from './admin.js';
 import { buildState, retireState, StateHolder, type GatewayState } from './state.js';
 import { decisionFor, installErrorHandling, newOutcome } from './http/respond.js';
 import { proxyHandler } from './http/proxy-handler.js';
+import { answerOnArrival } from './http/answer-on-arrival.js';
 import { createApp } from './http/app.js';
 import { pageDepsOf } from './http/pages.js';
 import { corsHook } from './http/cors.js';
@@ -93,10 +94,14 @@ function registerRoutes(app: FastifyInstance, holder: StateHolder, deps: { clock
     registerLoginRoutes(app, { holder, clock: deps.clock, logger: deps.logger, metrics: deps.metrics });
     registerBackchannelLogout(app, { holder, clock: deps.clock, logger: deps.logger });
   }
-  const handle = proxyHandler(holder);
-  const config = { decidesHost: true }; // decide() judges the Host (request/observe.ts)
-  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/*', config, handler: handle });
-  app.route({ method: [...ALLOWED_METHOD_LIST], url: '/', config, handler: handle });
+  // Answered on arrival (http/answer-on-arrival.ts): Fastify's body handling never comes first.
+  const route = {
+    method: [...ALLOWED_METHOD_LIST],
+    config: { decidesHost: true }, // decide() judges the Host (request/observe.ts)
+    ...answerOnArrival(proxyHandler(holder)),
+  };
+  app.route({ ...route, url: '/*' });
+  app.route({ ...route, url: '/' });
 }
 
 export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}): Gateway {
@@ -128,6 +133,9 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     // Nothing was parsed (method and path unknown), unless a request timed out while in flight.
     clientError: ({ req, peer, requestId, status, reason }) => record({
       requestId, ip: ipFrom(peer, req?.headers ?? null), method: req?.method ?? null, path: null, route: '-', decision: decisionFor(status), reason, sub: null, status, ms: 0,
+    }),
+    badTarget: (req, requestId) => record({
+      requestId, ip: ipOf(req), method: req.method ?? null, path: null, route: '-', decision: 'invalid', reason: 'ambiguous_path', sub: null, status: 400, ms: 0,
     }),
   });
   // First hook of all: request id, request context (log lines, spans), in-flight gauge; at the

@@ -94,6 +94,27 @@ t.test('credentials: only one Authorization header, only the Bearer scheme, boun
   t.equal(up.requests.length, 0);
 });
 
+t.test('a target the router cannot decode (/%zz): 400 with a request id, an access line and the refusal counted', async (t) => {
+  const { gw, token, up } = await setup(t);
+  const host = new URL(gw.url).host;
+  const counted = async () => {
+    const text = await (await fetch(gw.adminUrl + '/metrics')).text();
+    return Number(/cdf_gateway_refusals_total\{route="-",reason="ambiguous_path"\} (\d+)/.exec(text)?.[1] ?? 0);
+  };
+  const before = await counted();
+  let r = await rawRequest(gw.url, `GET /a/%zz HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\nX-Request-Id: bad-target-1\r\nConnection: close\r\n\r\n`);
+  t.equal(r.status, 400);
+  t.match(r.raw, /\r\nx-request-id: bad-target-1\r\n/i, 'the client\'s id comes back');
+  r = await rawRequest(gw.url, `POST /%zz HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+  t.equal(r.status, 400);
+  const made = /\r\nx-request-id: ([^\r]+)\r\n/i.exec(r.raw)?.[1];
+  t.match(made, /^[0-9a-f-]{36}$/, 'else one is made');
+  t.equal(await counted(), before + 2, 'counted under the refusal reason');
+  const lines = gw.entries().filter((e) => e.msg === 'request' && e.reason === 'ambiguous_path');
+  t.same(lines.map((e) => [e.requestId, e.method, e.status, e.decision]), [['bad-target-1', 'GET', 400, 'invalid'], [made, 'POST', 400, 'invalid']], 'one access line each');
+  t.equal(up.requests.length, 0);
+});
+
 t.test('server.maxBodyBytes: 413 by Content-Length and while streaming a chunked body', async (t) => {
   const { gw, token, up } = await setup(t, { server: { maxBodyBytes: 1024 } });
   let res = await fetch(gw.url + '/upload', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'x'.repeat(2048) });

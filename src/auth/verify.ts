@@ -19,6 +19,7 @@ import { requireValidHost } from '../request/host.js';
 import { parseTarget } from '../request/target.js';
 import { isPreflight, originAllowed, OriginNotAllowedError, preflightHeaders } from '../http/cors.js';
 import { newOutcome, refuse } from '../http/respond.js';
+import { answerOnArrival } from '../http/answer-on-arrival.js';
 
 const METHOD = /^[A-Z]{1,16}$/;
 /** The login URL on an nginx-style 401 for a browser on a `login:` route. */
@@ -58,7 +59,9 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/auth/verify',
     config: { decidesHost: true }, // decide() judges the Host (request/observe.ts)
-    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+    // Answered on arrival: a forwarded request's Content-Type (an ext_authz call keeps the
+    // original's) is no reason for a 415 before the decision.
+    ...answerOnArrival(async (request: FastifyRequest, reply: FastifyReply) => {
       const state = holder.current;
       const raw = request.raw;
       const outcome = newOutcome(request, '/auth/verify');
@@ -111,6 +114,6 @@ export function registerForwardAuth(app: FastifyInstance, holder: StateHolder): 
         if (p.email !== null) void reply.header('x-auth-request-email', p.email);
       }
       return reply.code(200).send();
-    },
+    }),
   });
 }

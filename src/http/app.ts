@@ -77,6 +77,8 @@ export interface RawAnswers {
   connect(req: IncomingMessage, requestId: string): void;
   /** A socket-level client error (431, 408, 400) that was answered. */
   clientError(answer: ClientErrorAnswer): void;
+  /** A request target Fastify's router could not decode (`/%zz`), answered 400 under its request id. */
+  badTarget(req: IncomingMessage, requestId: string): void;
 }
 
 export function createApp(server: ServerConfig, answered: RawAnswers): FastifyInstance {
@@ -98,7 +100,14 @@ export function createApp(server: ServerConfig, answered: RawAnswers): FastifyIn
     return503OnClosing: true,
     bodyLimit: 1024 * 1024, // only applies to parsers that buffer; we register none
     routerOptions: { maxParamLength: 65535 },
-    frameworkErrors: frameworkError,
+    // A target the router cannot decode never reaches the hooks: no request id, no access line
+    // unless given here.
+    frameworkErrors: (err, request, reply) => {
+      const id = requestId(request.raw);
+      void reply.header(REQUEST_ID_HEADER, id);
+      frameworkError(err, request, reply);
+      answered.badTarget(request.raw, id);
+    },
     clientErrorHandler: (err: Error, socket: Duplex) => clientErrorHandler(err, socket, answered.clientError),
   });
   app.decorateRequest('outcome', null as never);

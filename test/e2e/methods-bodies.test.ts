@@ -222,6 +222,37 @@ t.test('methods and bodies', async (t) => {
     t.equal(up.last().headers['api-key'], API_KEY);
   });
 
+  await t.test('any Content-Type is the upstream\'s business: the gateway decides first and forwards it as sent', async (t) => {
+    // Fastify refuses a Content-Type it cannot parse with 415 before a handler runs; the gateway
+    // parses no body, so that check must not come first (an anonymous request would learn 415,
+    // not 401) or at all (the upstream may well accept it).
+    const types = ['garbage', 'text', 'application/json;;', 'multipart/form-data; boundary', '*/*', 'application/json; charset="unterminated'];
+    for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+      for (const type of types) {
+        const name = `${method} Content-Type: ${type}`;
+        const body = '{"items":[]}';
+        const before = up.requests.length;
+        const head = (extra: string) => `${method} /app/x HTTP/1.1\r\nHost: gw\r\n${extra}Content-Type: ${type}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+        const refused = await exchange(gw.url, head(''), complete);
+        t.match(refused.text, /^HTTP\/1\.1 401 /, `${name}, no token: 401`);
+        t.match(refused.text, /\r\n\r\n\{"error":\{"code":401,/, `${name}: CDF's shape`);
+        t.equal(up.requests.length, before, `${name}, no token: nothing reached the upstream`);
+        const allowed = await exchange(gw.url, head(`Authorization: ${auth}\r\n`), complete);
+        t.match(allowed.text, /^HTTP\/1\.1 200 /, `${name}: forwarded`);
+        t.equal(up.requests.length, before + 1);
+        t.equal(up.last().method, method);
+        t.equal(up.last().headers['content-type'], type, `${name}: the Content-Type as sent`);
+        t.equal(up.last().body.toString(), body, `${name}: the body as sent`);
+      }
+    }
+    // Forward-auth never reads a body either: an ext_authz-style call keeps the original's headers.
+    for (const type of types) {
+      const head = (extra: string) => `POST /auth/verify HTTP/1.1\r\nHost: gw\r\n${extra}Content-Type: ${type}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`;
+      t.match((await exchange(gw.url, head(''), complete)).text, /^HTTP\/1\.1 401 /, `/auth/verify, Content-Type: ${type}, no token: 401`);
+      t.match((await exchange(gw.url, head(`Authorization: ${auth}\r\n`), complete)).text, /^HTTP\/1\.1 200 /, `/auth/verify, Content-Type: ${type}: 200`);
+    }
+  });
+
   await t.test('a failed upload closes its connection, so the next request is never stuck behind it', async (t) => {
     // The upstream resets the connection as soon as the body starts arriving.
     const body = 'z'.repeat(256 * 1024);
