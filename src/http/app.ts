@@ -5,12 +5,13 @@
 // connections closed whenever the gateway answers before a request body was read to its end.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fastifyCookie } from '@fastify/cookie';
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ServerConfig } from '../config/types.js';
-import { ALLOWED_METHODS, errorBody, type Reason } from '../errors.js';
+import { GatewayError, MethodNotAllowedError, type Reason } from '../errors.js';
 import { frameworkError } from './respond.js';
+import { answerOnSocket, rawAnswer } from './raw-answer.js';
 import { REQUEST_ID_HEADER, requestId } from '../request/id.js';
 
 /**
@@ -37,13 +38,6 @@ export interface ClientErrorAnswer {
 /** What is known of a request none of which could be parsed: no headers (so a new request id). */
 const UNPARSED = Object.freeze({ headers: Object.freeze({}), headersDistinct: Object.freeze({}) });
 
-/** A whole answer in CDF's shape, written straight to a socket, after which the connection closes. */
-function rawAnswer(status: number, message: string, requestId: string, extraHeaders = ''): string {
-  const body = errorBody(status, message);
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${extraHeaders}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-    + `Cache-Control: no-store\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
-}
-
 /**
  * Node's 'clientError' (the parser refused the bytes, or the headers/request timeout fired before
  * a request was complete): answered in CDF's shape with a request id, and the connection closed.
@@ -59,7 +53,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Duple
     const { message, reason } = CLIENT_ERRORS[status]!;
     const req = res?.req ?? null;
     const id = requestId(req ?? UNPARSED); // printable ASCII: safe in a header line
-    socket.write(rawAnswer(status, message, id));
+    socket.write(rawAnswer(new GatewayError(status, message, { code: reason }), id));
     // Before destroy(): a destroyed socket no longer knows its peer.
     onAnswered?.({ req, peer: (socket as Socket).remoteAddress, requestId: id, status, reason });
   }
@@ -120,7 +114,7 @@ export function createApp(server: ServerConfig, answered: RawAnswers): FastifyIn
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const id = requestId(req); // printable ASCII: safe in a header line
     socket.on('error', () => { /* the client may already be gone */ });
-    socket.end(rawAnswer(405, 'Method not allowed', id, `Allow: ${ALLOWED_METHODS}\r\n`));
+    answerOnSocket(socket, new MethodNotAllowedError('CONNECT'), id);
     answered.connect(req, id);
   });
   // Bodies are streamed to the upstream untouched, never parsed or buffered.

@@ -11,7 +11,7 @@
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { BadRequestError, GatewayError, errorBody, type Reason } from '../errors.js';
+import { BadRequestError, GatewayError, type Reason } from '../errors.js';
 import type { CompiledRoute } from '../policy/rules.js';
 import type { Principal } from '../token/principal.js';
 import type { Session } from '../session/store.js';
@@ -19,7 +19,8 @@ import { openTunnel, UpgradeRefusedError, type TunnelRequest } from '../upstream
 import type { ForwardContext } from '../upstream/headers.js';
 import type { SessionBinding, SocketRegistry } from './sockets.js';
 import { decisionFor } from './respond.js';
-import { REQUEST_ID_HEADER, requestId } from '../request/id.js';
+import { answerOnSocket } from './raw-answer.js';
+import { requestId } from '../request/id.js';
 
 /** What the decision gives an upgrade (the pipeline's Allowed, narrowed to what a tunnel needs). */
 export interface UpgradeAllowed {
@@ -55,17 +56,6 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
   return typeof u === 'string' && u.toLowerCase().split(',').some((p) => p.trim() === 'websocket');
 }
 
-/** An HTTP error answer on a raw socket, in CDF's shape, carrying the request id, and the connection closed. */
-export function refuse(socket: Duplex, gw: GatewayError, id: string, body?: Buffer): void {
-  if (socket.destroyed) return;
-  const payload = body ?? Buffer.from(errorBody(gw.status, gw.message));
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...gw.headers, [REQUEST_ID_HEADER]: id };
-  let head = `HTTP/1.1 ${gw.status} ${http.STATUS_CODES[gw.status] ?? 'Error'}\r\n`;
-  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
-  head += `content-length: ${payload.length}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n`;
-  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), payload]));
-}
-
 export function upgradeHandler(deps: UpgradeDeps) {
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (!isWebSocketUpgrade(req)) { serveAsRequest(deps.server, req, socket as Socket, head); return; }
@@ -82,7 +72,7 @@ export function upgradeHandler(deps: UpgradeDeps) {
       } catch (err) {
         const gw = toGatewayError(err, deps.onError);
         Object.assign(o, { status: gw.status, decision: decisionFor(gw.status), reason: gw.code }, routeOf(err));
-        refuse(socket, gw, id);
+        answerOnSocket(socket, gw, id);
         done();
         return;
       }
@@ -98,7 +88,7 @@ export function upgradeHandler(deps: UpgradeDeps) {
       } catch (err) {
         const gw = toGatewayError(err, deps.onError);
         Object.assign(o, { status: gw.status, reason: gw.code, decision: gw instanceof UpgradeRefusedError ? 'upstream_refused' : decisionFor(gw.status) });
-        refuse(socket, gw, id, gw instanceof UpgradeRefusedError ? gw.body : undefined);
+        answerOnSocket(socket, gw, id, gw instanceof UpgradeRefusedError ? gw.body : undefined);
       }
       done();
     })();

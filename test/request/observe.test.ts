@@ -71,8 +71,8 @@ t.test('two X-Request-Id headers: neither is kept (Node joins them into one valu
   const { request } = await import('node:http');
   const { up, gw, token } = await setup(t);
   const send = (ids: string[]) => new Promise<{ status: number; id: string }>((resolve, reject) => {
-    // node:http sends an array value as one header line per element.
-    const r = request(`${gw.url}/two`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': ids } }, (res) => {
+    // node:http sends an array value as one header line per element; no agent: no socket left open.
+    const r = request(`${gw.url}/two`, { agent: false, headers: { authorization: `Bearer ${token}`, 'x-request-id': ids } }, (res) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode!, id: String(res.headers['x-request-id']) }));
     });
