@@ -5,6 +5,11 @@
 // memory (bounded: beyond it whole batches are dropped, counted and reported) and is retried
 // shortly after. At exit (process.exit, a fatal error, the end of the event loop) and on
 // shutdown, what is left is written synchronously, waiting at most a second for the reader.
+//
+// Access lines are formatted with their batch, not as each request ends (pushLater): built one
+// at a time between requests a line cost 1–3 µs on a busy core, against ~0.4 µs for the same
+// code in a loop; joining the batch and copying it into a buffer added ~1.3 µs a line more. A
+// batch is encoded straight into one reused buffer (README, Performance).
 import fs from 'node:fs';
 
 export interface LogWriterOptions {
@@ -18,13 +23,26 @@ export interface LogWriterOptions {
   readonly retryMs?: number;
 }
 
+/** Formats an item pushed with pushLater(), with the time it was pushed at; returns one line ending in '\n'. */
+export type LineFormat<T> = (item: T, time: string) => string;
+
+/** What a line formatted later is counted as towards a batch (an access line is 250–350 characters). */
+const DEFERRED_CHARS = 300;
+/** A scratch buffer grown past this by a huge line is let go after its batch. */
+const SCRATCH_KEEP_BYTES = 256 * 1024;
+
 /** How long the synchronous writes at exit and shutdown wait for a full pipe, in all. */
 const EXIT_WAIT_MS = 1000;
 const SLEEP = new Int32Array(new SharedArrayBuffer(4));
 
-export class LogWriter {
-  private lines: string[] = [];
+export class LogWriter<T = never> {
+  /** Lines, and items to format (pushLater), in the order they came. */
+  private entries: Array<string | T> = [];
+  /** The push times of the items in entries, in their order. */
+  private times: string[] = [];
   private chars = 0;
+  /** Where a batch is encoded; reused, so a batch the pipe takes at once costs no allocation. */
+  private scratch: Buffer = Buffer.allocUnsafeSlow(0);
   /** Batches the pipe has not taken yet, oldest first (the first maybe partly written). */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -38,7 +56,7 @@ export class LogWriter {
   private readonly maxPendingBytes: number;
   private readonly retryMs: number;
 
-  constructor(private readonly fd: number, opts: LogWriterOptions = {}) {
+  constructor(private readonly fd: number, opts: LogWriterOptions = {}, private readonly format: LineFormat<T> | null = null) {
     this.batchChars = opts.batchChars ?? 16_000;
     this.maxPendingBytes = opts.maxPendingBytes ?? 8 * 1024 * 1024;
     this.retryMs = opts.retryMs ?? 10;
@@ -50,8 +68,19 @@ export class LogWriter {
 
   /** One line (ending in '\n'), written with its batch. */
   push(line: string): void {
-    this.lines.push(line);
+    this.entries.push(line);
     this.chars += line.length;
+    if (this.chars >= this.batchChars) this.flush();
+  }
+
+  /**
+   * An item formatted into its line (by the constructor's format, with `time`) only when its
+   * batch is written, in its place among the lines. It must not change after this call.
+   */
+  pushLater(item: T, time: string): void {
+    this.entries.push(item);
+    this.times.push(time);
+    this.chars += DEFERRED_CHARS;
     if (this.chars >= this.batchChars) this.flush();
   }
 
@@ -94,20 +123,50 @@ export class LogWriter {
     return { pendingBytes: this.pendingBytes, dropped: this.dropped };
   }
 
-  /** The collected lines → one pending batch (joined once), or dropped when too much waits. */
+  /**
+   * The collected lines → one batch, encoded into the scratch buffer and written from there when
+   * nothing waits before it (what the pipe does not take is copied to wait); or dropped when too
+   * much waits already.
+   */
   private collect(): void {
-    if (this.chars === 0) return;
-    const lines = this.lines;
-    this.lines = [];
+    if (this.entries.length === 0) return;
+    const { entries, times } = this;
+    this.entries = [];
+    this.times = [];
     this.chars = 0;
     if (this.broken) return;
-    const buf = Buffer.from(lines.length === 1 ? lines[0]! : lines.join(''));
-    if (this.pendingBytes + buf.length > this.maxPendingBytes) {
-      this.dropped += lines.length;
+    const bytes = this.encode(entries, times);
+    if (this.pendingBytes + bytes > this.maxPendingBytes) {
+      this.dropped += entries.length;
       return;
     }
     this.reportDropped();
-    this.queue(buf);
+    const batch = this.scratch.subarray(0, bytes);
+    let n = 0;
+    if (this.pending.length === 0) {
+      n = this.write(batch);
+      if (n < 0) return;
+      if (n < bytes) this.retryLater();
+    }
+    if (n < bytes) this.queue(Buffer.from(batch.subarray(n)));
+    if (this.scratch.length > SCRATCH_KEEP_BYTES) this.scratch = Buffer.allocUnsafeSlow(0);
+  }
+
+  /** Encodes the entries (formatting the items) into the scratch buffer; returns the bytes used. */
+  private encode(entries: ReadonlyArray<string | T>, times: readonly string[]): number {
+    let at = 0;
+    let item = 0;
+    for (const e of entries) {
+      const line = typeof e === 'string' ? e : this.format!(e, times[item++]!);
+      // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+      if (at + 3 * line.length > this.scratch.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(2 * this.scratch.length, at + 3 * line.length, 64 * 1024));
+        this.scratch.copy(grown, 0, 0, at);
+        this.scratch = grown;
+      }
+      at += this.scratch.write(line, at, 'utf8');
+    }
+    return at;
   }
 
   private queue(buf: Buffer): void {
@@ -119,16 +178,8 @@ export class LogWriter {
   private drain(): void {
     while (this.pending.length > 0) {
       const buf = this.pending[0]!;
-      let n: number;
-      try {
-        n = fs.writeSync(this.fd, buf);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') { this.retryLater(); return; }
-        this.broken = true;
-        this.pending.length = 0;
-        this.pendingBytes = 0;
-        return;
-      }
+      const n = this.write(buf);
+      if (n < 0) return;
       this.pendingBytes -= n;
       if (n < buf.length) {
         this.pending[0] = buf.subarray(n);
@@ -141,6 +192,19 @@ export class LogWriter {
     if (this.dropped > 0) {
       this.reportDropped();
       this.drain();
+    }
+  }
+
+  /** Bytes the descriptor took now (0: the pipe is full); -1 when it failed otherwise (nothing more is written). */
+  private write(buf: Buffer): number {
+    try {
+      return fs.writeSync(this.fd, buf);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
+      this.broken = true;
+      this.pending.length = 0;
+      this.pendingBytes = 0;
+      return -1;
     }
   }
 
@@ -157,7 +221,7 @@ export class LogWriter {
   }
 }
 
-const WRITERS = new Set<LogWriter>();
+const WRITERS = new Set<{ flushSync(): void }>();
 
 /** pino's shape (level 40, warn), so that log pipelines parse it like any other line. */
 function droppedLine(count: number): string {

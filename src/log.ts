@@ -88,7 +88,10 @@ export interface Loggers {
   readonly logger: Logger;
   /** The access lines' logger: its level decides whether they are written (info). */
   readonly access: Logger;
-  /** Writes one access line (see accessLineJson) to the access logger's destination. */
+  /**
+   * Writes one access line (see accessLineJson) to the access logger's destination. To stdout
+   * the line is formatted later, with its batch: `line` must not change after the call.
+   */
   readonly writeAccess: (line: AccessLine) => void;
   /** Writes the lines collected so far (shutdown), waiting at most a second for a full pipe. */
   readonly flushAccess: () => void;
@@ -125,7 +128,12 @@ function isoNow(): string {
  * by hand: pino's generic serialisation cost about twice as much per line, on every request.
  */
 export function accessLineJson(l: AccessLine): string {
-  let out = `{"level":30,"time":"${isoNow()}","service":"cdf-auth-gateway"`;
+  return accessLineAt(l, isoNow());
+}
+
+/** accessLineJson with the line's time given (a line formatted after it was made: LogWriter.pushLater). */
+function accessLineAt(l: AccessLine, time: string): string {
+  let out = `{"level":30,"time":"${time}","service":"cdf-auth-gateway"`;
   if (l.requestId !== undefined) out += `,"requestId":${jsonString(l.requestId)}`;
   if (l.ip !== undefined) out += `,"ip":${jsonString(l.ip)}`;
   // The decision and the reason are codes of the gateway's own (no character needs escaping).
@@ -143,7 +151,8 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
   const dest: DestinationStream = out === null ? destination! : { write: (line: string) => out.pushNow(line), flush: (cb?: () => void) => { out.flushSync(); cb?.(); } } as DestinationStream;
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   const access = pino(common, dest);
-  const emit = out === null ? (line: string) => { dest.write(line); } : (line: string) => out.push(line);
+  // To stdout an access line is formatted with its batch (LogWriter.pushLater), stamped now.
+  const emit = out === null ? (line: AccessLine) => { dest.write(accessLineJson(line)); } : (line: AccessLine) => out.pushLater(line, isoNow());
   return {
     logger: pino({
       ...common,
@@ -152,17 +161,17 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
       mixin: requestFields,
     }, dest),
     access,
-    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(accessLineJson(line)); },
+    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(line); },
     flushAccess: () => { out?.flushSync(); },
   };
 }
 
-let stdout: LogWriter | null = null;
+let stdout: LogWriter<AccessLine> | null = null;
 /** The one writer of stdout (every gateway in the process shares it, as they share the descriptor). */
-function stdoutWriter(): LogWriter {
+function stdoutWriter(): LogWriter<AccessLine> {
   if (stdout === null) {
     nonBlockingStdout();
-    stdout = new LogWriter(1);
+    stdout = new LogWriter(1, {}, accessLineAt);
   }
   return stdout;
 }

@@ -28,8 +28,8 @@ function fifo(t: Test): { file: string; reader: number; writer: number } {
   return { file, reader, writer };
 }
 
-/** Everything the pipe holds now. */
-function readNow(fd: number): string {
+/** Everything the pipe holds now, as bytes. */
+function readBytes(fd: number): Buffer {
   const chunks: Buffer[] = [];
   const buf = Buffer.alloc(65536);
   for (;;) {
@@ -41,15 +41,18 @@ function readNow(fd: number): string {
     if (n === 0) break;
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
-  return Buffer.concat(chunks).toString();
+  return Buffer.concat(chunks);
 }
 
-/** Reads until `writer` has nothing pending (its retries run on timers meanwhile). */
-async function readAll(fd: number, writer: LogWriter): Promise<string> {
-  let out = '';
+/** Everything the pipe holds now. */
+const readNow = (fd: number): string => readBytes(fd).toString();
+
+/** Reads until `writer` has nothing pending (its retries run on timers meanwhile); decoded once, whole. */
+async function readAll(fd: number, writer: { stats(): { pendingBytes: number } }): Promise<string> {
+  const chunks: Buffer[] = [];
   for (let i = 0; i < 2000; i++) {
-    out += readNow(fd);
-    if (writer.stats().pendingBytes === 0) return out + readNow(fd);
+    chunks.push(readBytes(fd));
+    if (writer.stats().pendingBytes === 0) return Buffer.concat([...chunks, readBytes(fd)]).toString();
     await sleep(2);
   }
   throw new Error('the writer never drained');
@@ -111,6 +114,51 @@ t.test('beyond maxPendingBytes whole batches are dropped, counted, and reported 
   t.same(after, after.map((_, i) => lines.length - after.length + i), 'after it: the last lines (the final flush), in order');
   t.equal(before.length + dropped + after.length, lines.length, 'each line either written or counted');
   t.equal(out[out.length - 1], '{"msg":"after"}', 'a line pushed after the drop comes last');
+});
+
+interface Item { n: number; text: string }
+const itemLine = (x: Item, time: string): string => `{"n":${x.n},"time":"${time}","text":${JSON.stringify(x.text)}}\n`;
+
+t.test('pushLater: items are formatted only when their batch is written, with their push time, in place among lines', async (t) => {
+  const p = fifo(t);
+  let formatted = 0;
+  const w = new LogWriter<Item>(p.writer, { batchChars: 100_000 }, (x, time) => { formatted++; return itemLine(x, time); });
+  t.teardown(() => w.close());
+  w.push(line(0));
+  w.pushLater({ n: 1, text: 'a' }, 'T1');
+  w.push(line(2));
+  w.pushLater({ n: 3, text: 'b' }, 'T3');
+  t.equal(formatted, 0, 'nothing formatted before the batch is written');
+  w.pushNow('{"msg":"now"}\n');
+  t.equal(formatted, 2, 'each item formatted once, as its batch is written');
+  t.equal(readNow(p.reader), line(0) + itemLine({ n: 1, text: 'a' }, 'T1') + line(2) + itemLine({ n: 3, text: 'b' }, 'T3') + '{"msg":"now"}\n',
+    'in the order pushed, each with the time given when it was pushed');
+});
+
+t.test('pushLater: a batch counts ~300 characters per item, so items alone fill and write batches', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter<Item>(p.writer, { batchChars: 3000 }, itemLine);
+  t.teardown(() => w.close());
+  for (let i = 0; i < 9; i++) w.pushLater({ n: i, text: '' }, 'T');
+  t.equal(readNow(p.reader), '', 'nine items: under the batch');
+  w.pushLater({ n: 9, text: '' }, 'T');
+  t.equal(readNow(p.reader), Array.from({ length: 10 }, (_, i) => itemLine({ n: i, text: '' }, 'T')).join(''), 'the tenth writes the batch');
+});
+
+t.test('pushLater: what a full pipe does not take waits as a copy; later batches reuse the buffer without touching it', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter<Item>(p.writer, { batchChars: 16_000, retryMs: 1 }, itemLine);
+  t.teardown(() => w.close());
+  // Multi-byte text (2, 3 and 4 bytes in UTF-8) and one line of 200 KB, larger than the pipe and the buffer.
+  const texts = ['plain', 'é'.repeat(300), '€'.repeat(500), '😀'.repeat(200)];
+  const items = Array.from({ length: 3000 }, (_, i): Item => ({ n: i, text: i === 700 ? 'x'.repeat(200_000) : texts[i % 7 === 0 ? (i / 7) % texts.length : 0]! }));
+  for (const x of items.slice(0, 1500)) w.pushLater(x, `T${x.n}`);
+  w.flush();
+  t.ok(w.stats().pendingBytes > 0, 'the pipe was full: batches wait in memory');
+  for (const x of items.slice(1500)) w.pushLater(x, `T${x.n}`);
+  w.flush();
+  t.equal(w.stats().dropped, 0);
+  t.equal(await readAll(p.reader, w), items.map((x) => itemLine(x, `T${x.n}`)).join(''), 'every line, once, in order, byte for byte');
 });
 
 t.test('a reader that went away (EPIPE): nothing throws, nothing more waits', async (t) => {
