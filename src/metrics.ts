@@ -115,8 +115,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): PromMetr
 
 /** In-flight requests, request durations, upstream failures and open WebSockets. */
 function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'requestDuration' | 'upstreamFailure' | 'webSocket'> {
-  const inFlight = new Gauge({
+  // Counted in a number and handed to the gauge when scraped: Gauge.inc() validates and hashes
+  // its (empty) label set on each call, twice per request (~0.35 µs each in place).
+  let inFlightNow = 0;
+  new Gauge({
     name: 'cdf_gateway_requests_in_flight', help: 'Requests being handled (arrived, response not finished)', registers: [registry],
+    collect() { this.set(inFlightNow); },
   });
   const duration = new FastHistogram('cdf_gateway_request_duration_seconds', 'Request duration as the gateway sees it (arrival to response end), by route and status',
     ['route', 'status'], DURATION_BUCKETS, [registry]);
@@ -129,7 +133,7 @@ function ownInstruments(registry: Registry): Pick<Metrics, 'inFlight' | 'request
     labelNames: ['route'] as const, registers: [registry],
   });
   return {
-    inFlight(delta) { inFlight.inc(delta); },
+    inFlight(delta) { inFlightNow += delta; },
     requestDuration(route, status, seconds) { duration.labels(route, status).observe(seconds); },
     upstreamFailure(upstream, kind) { upstreamFailures.labels(upstream, kind).inc(); },
     webSocket(route, delta) { webSockets.labels(route).inc(delta); },

@@ -34,3 +34,18 @@ t.test('a value above every bound counts only in +Inf, sum and count', async (t)
   t.match(text, /y_seconds_sum\{k="v"\} 5/);
   t.match(text, /y_seconds_count\{k="v"\} 1/);
 });
+
+t.test('the last label values asked for are kept at hand without mixing series, and reset() forgets them', async (t) => {
+  const r = new Registry();
+  const c = new FastCounter('z_total', 'z', ['route', 'status'], [r]);
+  const seq: Array<[string, string | number]> = [['a', 200], ['a', 200], ['a', '200'], ['b', 200], ['a', 200], ['a', 404], ['a', 404], ['b', 200]];
+  for (const [route, status] of seq) c.labels(route, status).inc();
+  const text = await r.metrics();
+  t.match(text, /z_total\{route="a",status="200"\} 4\n/, 'a/200 four times (a number and its string are one series)');
+  t.match(text, /z_total\{route="a",status="404"\} 2\n/);
+  t.match(text, /z_total\{route="b",status="200"\} 2\n/);
+  c.labels('a', 200).inc();
+  c.reset();
+  c.labels('a', 200).inc(5);
+  t.match(await r.metrics(), /z_total\{route="a",status="200"\} 5\n/, 'after reset(), a new series, not the one kept at hand');
+});
