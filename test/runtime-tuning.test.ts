@@ -51,7 +51,9 @@ t.test('without a semi-space size given, the young generation is held at 4 MB se
   // Measured: 32 MB by default on Node 20, 128 MB on Node 24.21.0 (sized from the host's memory).
   t.ok(untuned > 8 * MB, `V8 grows it to ${untuned / MB} MB by default (the test can see the hold)`);
   const tuned = youngGeneration('tuned');
-  t.ok(tuned <= 8 * MB && tuned >= 2 * MB, `held: ${tuned / MB} MB (it still grows from its initial 1 MB)`);
+  // Held: two 4 MB semi-spaces, which V8 sometimes reports with a 256 KB page more (8.25 MB seen
+  // on Node 24); one more doubling would be 16 MB.
+  t.ok(tuned < 12 * MB && tuned >= 2 * MB, `held: ${tuned / MB} MB (it still grows from its initial 1 MB; not to 16)`);
   const given = youngGeneration('tuned', ['--max-semi-space-size=16']);
   t.ok(given > 8 * MB, `an operator's --max-semi-space-size=16 is left as given: ${given / MB} MB`);
 });
