@@ -1,5 +1,6 @@
-// Resident memory of a gateway process under distinct tokens: send every token of a list once
-// (`concurrency` in flight, keep-alive, loopback) and sample VmRSS from /proc/<pid>/status every
+// Resident memory of a gateway process under distinct tokens: send every token of a list twice,
+// back to back (`concurrency` in flight, keep-alive, loopback: the gateway caches a token the
+// second time it verifies, so this fills its cache as clients reusing their tokens do) and sample VmRSS from /proc/<pid>/status every
 // 100 ms while sending and for `afterSec` after; the kernel's high-water mark (VmHWM) catches
 // peaks between samples.
 import fs from 'node:fs';
@@ -23,14 +24,15 @@ export function readMem(pid) {
  * @param {object} o
  * @param {{ pid: number, port: number, running(): boolean }} o.gw   a started gateway
  * @param {string} o.path          request path
- * @param {string[]} o.tokens      each sent once, in order
+ * @param {string[]} o.tokens      each sent `sends` times in a row, in order
+ * @param {number} [o.sends]       times each token is sent (2)
  * @param {number} [o.concurrency] requests in flight (64)
  * @param {number} [o.afterSec]    idle sampling after the last response (5)
  * @param {number} [o.maxSec]      stop sending after this long (300)
  * @param {(line: string) => void} [o.progress]
  * @returns {Promise<{ startRss, peak, growth, endRss, afterRss, sent, ok, statuses, errors, firstError, seconds, samples }>}
  */
-export async function measureRss({ gw, path, tokens, concurrency = 64, afterSec = 5, maxSec = 300, progress }) {
+export async function measureRss({ gw, path, tokens, sends = 2, concurrency = 64, afterSec = 5, maxSec = 300, progress }) {
   const pid = gw.pid;
   const samples = [];
   let peakRss = 0;
@@ -52,7 +54,8 @@ export async function measureRss({ gw, path, tokens, concurrency = 64, afterSec 
   let next = 0;
   let done = 0;
   const deadline = t0 + maxSec * 1000;
-  const step = Math.max(1, Math.floor(tokens.length / 5));
+  const total = tokens.length * sends;
+  const step = Math.max(1, Math.floor(total / 5));
   const get = (token) => new Promise((resolve) => {
     const req = http.get({
       host: '127.0.0.1', port: gw.port, path, agent, headers: { authorization: `Bearer ${token}` }, timeout: 10_000,
@@ -65,8 +68,8 @@ export async function measureRss({ gw, path, tokens, concurrency = 64, afterSec 
     req.on('error', (e) => resolve(e));
   });
   async function worker() {
-    while (next < tokens.length && Date.now() < deadline && !isStopping()) {
-      const r = await get(tokens[next++]);
+    while (next < total && Date.now() < deadline && !isStopping()) {
+      const r = await get(tokens[Math.floor(next++ / sends)]);
       if (typeof r === 'number') statuses[r] = (statuses[r] ?? 0) + 1;
       else { errors++; firstError ??= r.message; }
       if (++done % step === 0 && progress) {

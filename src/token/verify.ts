@@ -2,12 +2,12 @@
 //
 // Signatures are checked with node:crypto (signature.ts) against KeyObjects cached per issuer
 // (keys.ts), inline or on the thread pool depending on the CPUs the process may use
-// (cpu-budget.ts). Claims are validated by jose, on the one decode of the payload (see
-// claims()), before the signature: a token refused for its claims costs no RSA. Verified tokens
+// (cpu-budget.ts). Claims are checked by jose's rules (claims.ts), on the one decode of the
+// payload, before the signature: a token refused for its claims costs no RSA. Verified tokens
 // are kept in an LRU, keyed by their SHA-256 and bounded in entries and bytes, until their `exp`
 // or until the key that verified them goes away.
 import type * as nodeCrypto from 'node:crypto';
-import { UnsecuredJWT, errors as joseErrors, type JWTClaimVerificationOptions, type JWTPayload } from 'jose';
+import { errors as joseErrors, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.js';
@@ -22,6 +22,8 @@ import { cpuBudget } from './cpu-budget.js';
 import { SignatureChecker, algSpec, type SignatureMode } from './signature.js';
 import { headerFields, isB64url } from './jws.js';
 import { digest } from './digest.js';
+import { checkClaims, claimRules, decodeClaims, type ClaimRules } from './claims.js';
+import { Doorkeeper } from './admission.js';
 
 export type { SignatureMode } from './signature.js';
 
@@ -47,10 +49,6 @@ export interface Readiness {
   issuers: IssuerStatus[];
 }
 
-/** base64url('{"alg":"none"}'): the header of the unsecured JWT handed to jose's claim checks. */
-const NONE_HEADER = Buffer.from('{"alg":"none"}').toString('base64url');
-/** Effectively no maximum age; set only so that jose checks a future `iat` (see claims()). */
-const NO_MAX_AGE = Number.MAX_SAFE_INTEGER;
 const REQUIRED_CLAIMS = ['aud', 'exp', 'iat', 'iss', 'sub'];
 /** For profiles whose audience is another claim (Cognito's client_id): checked after jose. */
 const REQUIRED_CLAIMS_NO_AUD = ['exp', 'iat', 'iss', 'sub'];
@@ -59,8 +57,8 @@ interface IssuerRuntime {
   readonly config: IssuerConfig;
   readonly algorithms: ReadonlySet<string>;
   readonly keys: IssuerKeys;
-  /** jose's claim options for this issuer alone (currentDate set per call). */
-  readonly claimOptions: JWTClaimVerificationOptions;
+  /** The claim rules of this issuer alone. */
+  readonly claimRules: ClaimRules;
   /** Where this issuer's tokens keep groups, scopes and the audience (its profile). */
   readonly claims: ClaimMap;
   /** The audience is `aud` (checked by jose); false: another claim, checked in claims(). */
@@ -113,6 +111,8 @@ export class TokenVerifier {
   private readonly clock: Clock;
   private readonly metrics: Metrics;
   private readonly cache: LRUCache<string, CacheEntry> | null;
+  /** Which verified tokens the cache takes: those verified before (see admission.ts). */
+  private readonly admission: Doorkeeper | null;
   /**
    * Tokens whose signature did not verify, by digest, with the key set that refused them: the
    * same token against the same keys fails the same way, so a client retrying a forged or
@@ -122,11 +122,11 @@ export class TokenVerifier {
   /** Where signatures are checked (see the file comment). */
   readonly signatures: SignatureMode;
   /**
-   * jose's claim options for all issuers at once (`iss` any configured issuer). Exact when every
+   * The claim rules of all issuers at once (`iss` any configured issuer). Exact when every
    * issuer accepts the same audiences; else `sharedAudiences` is false, the audiences are the
-   * union, and the issuer's own options are applied after.
+   * union, and the issuer's own rules are applied after.
    */
-  private readonly claimOptions: JWTClaimVerificationOptions;
+  private readonly claimRules: ClaimRules;
   private readonly sharedAudiences: boolean;
   private readonly checker: SignatureChecker;
 
@@ -137,7 +137,7 @@ export class TokenVerifier {
     this.signatures = opts.signatures ?? (cpuBudget() > 1 ? 'thread-pool' : 'inline');
     this.checker = new SignatureChecker(this.signatures, opts.tokens.maxTokenBytes);
     const deps = { clock: this.clock, metrics: this.metrics, logger: opts.logger, fetch: opts.fetch };
-    const common = { clockTolerance: opts.tokens.clockToleranceSec, requiredClaims: REQUIRED_CLAIMS, maxTokenAge: NO_MAX_AGE };
+    const clockTolerance = opts.tokens.clockToleranceSec;
     const issuers = new Map<string, IssuerRuntime>();
     let allAud = true;
     for (const config of opts.issuers) {
@@ -149,9 +149,9 @@ export class TokenVerifier {
         // Only asymmetric algorithms we implement; `none` and HS* can never get in.
         algorithms: new Set(config.algorithms.filter((a) => algSpec(a) !== undefined)),
         keys: new IssuerKeys(config, opts.tokens, deps),
-        claimOptions: audIsAud
-          ? { ...common, issuer: config.issuer, audience: [...config.audiences] }
-          : { ...common, issuer: config.issuer, requiredClaims: REQUIRED_CLAIMS_NO_AUD },
+        claimRules: audIsAud
+          ? claimRules({ clockTolerance, requiredClaims: REQUIRED_CLAIMS, issuers: [config.issuer], audiences: config.audiences })
+          : claimRules({ clockTolerance, requiredClaims: REQUIRED_CLAIMS_NO_AUD, issuers: [config.issuer] }),
         claims,
         audIsAud,
       });
@@ -160,9 +160,10 @@ export class TokenVerifier {
     const first = opts.issuers[0]?.audiences ?? [];
     // An issuer whose audience is another claim (Cognito) makes the shared check audience-free.
     this.sharedAudiences = allAud && opts.issuers.every((i) => sameSet(i.audiences, first));
-    this.claimOptions = allAud
-      ? { ...common, issuer: opts.issuers.map((i) => i.issuer), audience: [...new Set(opts.issuers.flatMap((i) => i.audiences))] }
-      : { ...common, issuer: opts.issuers.map((i) => i.issuer), requiredClaims: REQUIRED_CLAIMS_NO_AUD };
+    const allIssuers = opts.issuers.map((i) => i.issuer);
+    this.claimRules = allAud
+      ? claimRules({ clockTolerance, requiredClaims: REQUIRED_CLAIMS, issuers: allIssuers, audiences: [...new Set(opts.issuers.flatMap((i) => i.audiences))] })
+      : claimRules({ clockTolerance, requiredClaims: REQUIRED_CLAIMS_NO_AUD, issuers: allIssuers });
     this.cache = opts.tokens.cacheSize > 0
       ? new LRUCache<string, CacheEntry>({
         max: opts.tokens.cacheSize,
@@ -171,6 +172,7 @@ export class TokenVerifier {
         sizeCalculation: (e) => 96 + principalBytes(e.principal),
       })
       : null;
+    this.admission = opts.tokens.cacheSize > 0 ? new Doorkeeper(opts.tokens.cacheSize) : null;
     this.refused = opts.tokens.cacheSize > 0 ? new LRUCache<string, RefusedEntry>({ max: REFUSED_ENTRIES }) : null;
   }
 
@@ -306,34 +308,29 @@ export class TokenVerifier {
       throw new InvalidTokenError('signature', 'signature does not verify');
     }
 
-    // 5. Cache until exp (checked on every hit) or until `key` leaves the key set.
+    // 5. Cache, from its second verification, until exp (checked on every hit) or until `key`
+    // leaves the key set.
     const principal = principalFromClaims(claims, issuer.claims);
-    if (cacheKey !== null && principal.expiresAt > this.clock()) {
+    if (cacheKey !== null && principal.expiresAt > this.clock() && this.admission!.seenBefore(cacheKey)) {
       this.cache!.set(cacheKey, { principal, key: found, keys: issuer.keys });
     }
     return principal;
   }
 
   /**
-   * jose's claim-set checks (iss, aud, exp, nbf, iat, presence) on the token's payload.
-   *
-   * Why this is safe: nothing here decides authenticity; the signature is verified next, over
-   * the token's ORIGINAL header and payload. The payload segment, byte for byte, is wrapped in
-   * an unsecured JWT (`{"alg":"none"}` header, empty signature) only because
-   * UnsecuredJWT.decode is the jose export that runs its claim validation without a key; its
-   * decode is the only one of the payload. An attacker's `alg: none` token never verifies (its
-   * alg is not in any allow-list, and it has no verifying key). `maxTokenAge` is effectively
-   * infinite: it is set because jose rejects an `iat` in the future (beyond clockTolerance) only
-   * when maxTokenAge is given.
+   * jose's claim-set checks (presence, iss, aud, nbf, exp, iat: claims.ts) on the token's payload,
+   * decoded once. Nothing here decides authenticity: the signature is verified next, over the
+   * token's original header and payload. A future `iat` (beyond the clock tolerance) is refused,
+   * as jose does when given a maximum token age.
    */
   private claims(payloadPart: string): { claims: JWTPayload; issuer: IssuerRuntime } {
-    const unsecured = `${NONE_HEADER}.${payloadPart}.`;
-    const currentDate = new Date(this.clock());
+    const now = Math.floor(this.clock() / 1000);
     try {
-      const claims = UnsecuredJWT.decode(unsecured, { ...this.claimOptions, currentDate }).payload;
+      const claims = decodeClaims(payloadPart);
+      checkClaims(claims, this.claimRules, now);
       const issuer = this.issuers.get(claims.iss!)!;
-      // Issuers with different audiences: the token's own issuer's (a second decode, only in such configs).
-      if (!this.sharedAudiences) UnsecuredJWT.decode(unsecured, { ...issuer.claimOptions, currentDate });
+      // Issuers with different audiences: the token's own issuer's rules too (only in such configs).
+      if (!this.sharedAudiences) checkClaims(claims, issuer.claimRules, now);
       if (!issuer.audIsAud && !audienceMatches(readClaim(claims, issuer.claims.audience), issuer.config.audiences)) {
         throw new InvalidTokenError('claim:aud', `${issuer.claims.audience.join('.')} is not an accepted audience`);
       }
@@ -378,5 +375,6 @@ export class TokenVerifier {
   close(): void {
     for (const i of this.issuers.values()) i.keys.close();
     this.cache?.clear();
+    this.admission?.clear();
   }
 }

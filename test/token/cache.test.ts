@@ -32,15 +32,36 @@ async function setup(t: { teardown(fn: () => unknown): void }, tokens: Partial<T
 
 const reject = (p: Promise<unknown>) => p.then(() => { throw new Error('resolved'); }, (e: unknown) => e);
 
-t.test('a repeated token is served from the cache, as the same Principal', async (t) => {
+/** Verified twice: the cache takes a token the second time it verifies (see admission.ts). */
+async function admit(verifier: TokenVerifier, tok: string): Promise<void> {
+  await verifier.verify(tok);
+  await verifier.verify(tok);
+}
+
+t.test('a repeated token is served from the cache from its second verification, as the same Principal', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
   const a = await verifier.verify(tok);
+  t.equal(verifier.cacheStats().entries, 0, 'not cached on its first verification');
   const b = await verifier.verify(tok);
   const c = await verifier.verify(tok);
-  t.equal(a, b);
+  const d = await verifier.verify(tok);
+  t.same(a, b);
   t.equal(b, c);
-  t.same(metrics.verifications, ['valid', 'cached', 'cached']);
+  t.equal(c, d);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached', 'cached']);
+});
+
+t.test('tokens seen once are not cached and evict nothing', async (t) => {
+  const { server, clock, metrics, verifier } = await setup(t, { cacheSize: 2 });
+  const kept = await mint(claims(server.issuer, AUDIENCE, clock.now, { sub: 'kept' }), { key: rs });
+  await admit(verifier, kept);
+  const once = await Promise.all(Array.from({ length: 30 }, (_, i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `once-${i}` }), { key: rs })));
+  for (const tok of once) await verifier.verify(tok);
+  t.equal(verifier.cacheStats().entries, 1, 'only the token verified twice is held');
+  metrics.verifications.length = 0;
+  await verifier.verify(kept);
+  t.same(metrics.verifications, ['cached'], 'thirty first-seen tokens did not evict it');
 });
 
 t.test('cacheSize 0 disables the cache', async (t) => {
@@ -55,7 +76,7 @@ t.test('an entry never outlives exp', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const sec = Math.floor(clock.now / 1000);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: sec + 100 }), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   clock.now = (sec + 100) * 1000 - 1;
   await verifier.verify(tok);
   clock.now = (sec + 100) * 1000;
@@ -63,7 +84,7 @@ t.test('an entry never outlives exp', async (t) => {
   clock.now = (sec + 130) * 1000;
   const err = await reject(verifier.verify(tok));
   t.equal((err as InvalidTokenError).reason, 'expired');
-  t.same(metrics.verifications, ['valid', 'cached', 'valid', 'expired']);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached', 'valid', 'expired']);
 });
 
 t.test('a token verified within the tolerance after exp is not cached', async (t) => {
@@ -72,13 +93,14 @@ t.test('a token verified within the tolerance after exp is not cached', async (t
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: sec - 10 }), { key: rs });
   await verifier.verify(tok);
   await verifier.verify(tok);
-  t.same(metrics.verifications, ['valid', 'valid']);
+  await verifier.verify(tok);
+  t.same(metrics.verifications, ['valid', 'valid', 'valid']);
 });
 
 t.test('a key removed by rotation drops its cached tokens', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   server.setKeys([rs2.jwk]);
   clock.advance(COOLDOWN);
   await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs2 })); // unknown kid → refetch
@@ -86,13 +108,13 @@ t.test('a key removed by rotation drops its cached tokens', async (t) => {
   const err = await reject(verifier.verify(tok));
   t.ok(err instanceof InvalidTokenError);
   t.equal((err as InvalidTokenError).reason, 'unknown_kid');
-  t.same(metrics.verifications, ['valid', 'valid', 'invalid']);
+  t.same(metrics.verifications, ['valid', 'valid', 'valid', 'invalid']);
 });
 
 t.test('new material under the same kid drops cached tokens', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   const replacement = await generateKey('RS256', rs.kid);
   server.setKeys([replacement.jwk]);
   clock.advance(MAX_AGE + 1);
@@ -101,25 +123,25 @@ t.test('new material under the same kid drops cached tokens', async (t) => {
   const err = await reject(verifier.verify(tok));
   t.equal((err as InvalidTokenError).reason, 'signature', 'old signature fails against the new material');
   t.ok(await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: replacement })));
-  t.same(metrics.verifications, ['valid', 'cached', 'invalid', 'valid']);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached', 'invalid', 'valid']);
 });
 
 t.test('a refresh returning the same keys keeps the cache', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   server.setKeys([rs.jwk, rs2.jwk]);
   clock.advance(COOLDOWN);
   await verifier.verify(await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs2 }));
   t.equal(server.requests.jwks, 2, 'the key set was refetched (and changed)');
   await verifier.verify(tok);
-  t.same(metrics.verifications, ['valid', 'valid', 'cached'], 'the unchanged key kept its KeyObject');
+  t.same(metrics.verifications, ['valid', 'valid', 'valid', 'cached'], 'the unchanged key kept its KeyObject');
 });
 
 t.test('no cache hits once the key set is past maxStale', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now, { exp: Math.floor(clock.now / 1000) + 86_400 }), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   await server.setMode('down');
   clock.advance(MAX_STALE);
   await verifier.verify(tok);
@@ -127,18 +149,18 @@ t.test('no cache hits once the key set is past maxStale', async (t) => {
   clock.advance(1);
   const err = await reject(verifier.verify(tok));
   t.ok(err instanceof KeysUnavailableError);
-  t.same(metrics.verifications, ['valid', 'cached', 'unavailable']);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached', 'unavailable']);
 });
 
 t.test('cache hits still trigger the background refresh when the key set is old', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t);
   const tok = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
-  await verifier.verify(tok);
+  await admit(verifier, tok);
   clock.advance(MAX_AGE + 1);
   await verifier.verify(tok);
   await waitFor(() => metrics.fetches.length === 2);
   t.equal(server.requests.jwks, 2);
-  t.same(metrics.verifications, ['valid', 'cached']);
+  t.same(metrics.verifications, ['valid', 'valid', 'cached']);
 });
 
 t.test('too-large tokens are refused before the cache', async (t) => {
@@ -151,10 +173,11 @@ t.test('too-large tokens are refused before the cache', async (t) => {
 t.test('the LRU is bounded by cacheSize', async (t) => {
   const { server, clock, metrics, verifier } = await setup(t, { cacheSize: 2 });
   const toks = await Promise.all([1, 2, 3].map((i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}` }), { key: rs })));
-  for (const tok of toks) await verifier.verify(tok);
+  for (const tok of toks) await admit(verifier, tok);
+  metrics.verifications.length = 0;
   await verifier.verify(toks[2]!);
   await verifier.verify(toks[0]!);
-  t.same(metrics.verifications, ['valid', 'valid', 'valid', 'cached', 'valid'], 'the oldest was evicted');
+  t.same(metrics.verifications, ['cached', 'valid'], 'the oldest was evicted');
 });
 
 /** The verifier's LRU (private): only to show what it holds. */
@@ -165,7 +188,7 @@ function cacheOf(verifier: TokenVerifier): { keys(): IterableIterator<string>; v
 t.test('the cache is keyed by the SHA-256 of the token and never holds the token', async (t) => {
   const { server, clock, verifier } = await setup(t);
   const toks = await Promise.all([1, 2, 3].map((i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}` }), { key: rs })));
-  for (const tok of toks) await verifier.verify(tok);
+  for (const tok of toks) await admit(verifier, tok);
   const keys = [...cacheOf(verifier).keys()];
   t.equal(keys.length, 3);
   const digests = toks.map((tok) => createHash('sha256').update(tok).digest('binary'));
@@ -184,7 +207,7 @@ t.test('the cache is bounded in bytes as well as entries: large tokens evict soo
   const groups = (i: number) => Array.from({ length: 200 }, (_, g) => `${String(i).padStart(8, '0')}-0000-4000-8000-${String(g).padStart(12, '0')}`);
   const toks = await Promise.all(Array.from({ length: 8 }, (_, i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}`, groups: groups(i) }), { key: rs })));
   t.ok(toks[0]!.length > 9000, `token of ${toks[0]!.length} bytes`);
-  for (const tok of toks) await verifier.verify(tok);
+  for (const tok of toks) await admit(verifier, tok);
   const { entries, bytes } = verifier.cacheStats();
   t.ok(bytes <= maxBytes, `${bytes} estimated bytes within ${maxBytes}`);
   t.ok(entries >= 1 && entries < toks.length, `${entries} of ${toks.length} kept`);
@@ -195,7 +218,7 @@ t.test('the cache is bounded in bytes as well as entries: large tokens evict soo
 
   // Small tokens still fill the cache up to its entry bound.
   const small = await Promise.all(Array.from({ length: 20 }, (_, i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `s${i}` }), { key: rs })));
-  for (const tok of small) await verifier.verify(tok);
+  for (const tok of small) await admit(verifier, tok);
   t.ok(verifier.cacheStats().entries >= 20, 'twenty small entries fit where three large ones did not');
 });
 
