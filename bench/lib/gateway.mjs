@@ -48,10 +48,10 @@ export const SHIPPED_ENV = { MALLOC_TRIM_THRESHOLD_: '131072' };
  * `logDir` defaults to `dir`; removed when the gateway is stopped unless `keepLog`; nowhere with
  * `discardStdout`), stderr goes to `<dir>/<name>.err`. `heapMb` 0: V8's default heap, sized from
  * the host's memory. `cpu`: pin with taskset. `cpuProfDir`: run with --cpu-prof (written when
- * the gateway exits).
+ * the gateway exits). `main`: the entry point (another build's, to compare two in one run).
  */
 export async function startGateway({
-  name, dir, logDir = dir, keepLog = true, discardStdout = false, readyTimeoutMs = 30000, heapMb = SHIPPED_HEAP_MB, cpu, cpuProfDir, nodeArgs = [], ...cfg
+  name, dir, logDir = dir, keepLog = true, discardStdout = false, readyTimeoutMs = 30000, heapMb = SHIPPED_HEAP_MB, cpu, cpuProfDir, nodeArgs = [], main = GATEWAY_MAIN, ...cfg
 }) {
   const port = await freePort();
   let adminPort = await freePort();
@@ -66,7 +66,7 @@ export async function startGateway({
   if (heapMb > 0) args.push(`--max-old-space-size=${heapMb}`, `--max-semi-space-size=${SHIPPED_SEMI_SPACE_MB}`);
   if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   const out = discardStdout ? null : await logSink(dir, name, outPath);
-  const child = startProcess(process.execPath, [...args, GATEWAY_MAIN, '--config', configPath], {
+  const child = startProcess(process.execPath, [...args, main, '--config', configPath], {
     cwd: REPO,
     stdio: ['ignore', out?.fd ?? 'ignore', err],
     env: { ...process.env, ...(heapMb > 0 ? SHIPPED_ENV : {}), NODE_ENV: 'production' },

@@ -277,7 +277,7 @@ export class TokenVerifier {
     const header = headerFields(headerPart);
     if (header === null) throw new InvalidTokenError('malformed', 'header is not a JSON object');
 
-    // 2. Claims, by jose, on the one decode of the payload; it also pins `iss` to a configured issuer.
+    // 2. Claims, by jose's rules, on the one decode of the payload; this also pins `iss` to a configured issuer.
     const { claims, issuer } = this.claims(payloadPart);
 
     // 3. The algorithm from the issuer's allow-list; no extensions.
