@@ -116,10 +116,15 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
   const { server } = config; // listener settings: fixed for the life of the process
   let accessLog = config.log.accessLog;
 
-  /** One access line and the request metrics for answers made outside Fastify's hooks (CONNECT, client errors, upgrades). */
-  const record = (line: AccessLine) => {
+  /**
+   * One access line and the request metrics for answers made outside Fastify's hooks (CONNECT,
+   * client errors, upgrades). `timed` false: no duration is known (a request that timed out has
+   * no recorded arrival), so the duration histogram is left out.
+   */
+  const record = (line: AccessLine, timed = true) => {
     metrics.request(line.route, line.status, line.decision);
     if (line.reason !== null) metrics.refusal(line.route, line.reason);
+    if (timed) metrics.requestDuration(line.route, line.status, line.ms / 1000);
     if (accessLog) writeAccess(line);
   };
   /** The access line's client address for a request answered on its raw socket (`headers`: null when none could be parsed). */
@@ -133,7 +138,7 @@ export function createGateway(config: GatewayConfig, opts: GatewayOptions = {}):
     // Nothing was parsed (method and path unknown), unless a request timed out while in flight.
     clientError: ({ req, peer, requestId, status, reason }) => record({
       requestId, ip: ipFrom(peer, req?.headers ?? null), method: req?.method ?? null, path: null, route: '-', decision: decisionFor(status), reason, sub: null, status, ms: 0,
-    }),
+    }, status !== 408),
     badTarget: (req, requestId) => record({
       requestId, ip: ipOf(req), method: req.method ?? null, path: null, route: '-', decision: 'invalid', reason: 'ambiguous_path', sub: null, status: 400, ms: 0,
     }),

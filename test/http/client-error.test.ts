@@ -87,7 +87,11 @@ t.test('through the gateway: 431, 400 and 408 in CDF\'s shape, connection closed
     ['refusals_total{route="-",reason="header_too_large"}', 1],
     ['refusals_total{route="-",reason="bad_request"}', 3],
     ['refusals_total{route="-",reason="request_timeout"}', 2],
+    // Answered as they were parsed: in the duration histogram; the timeouts have no known arrival.
+    ['request_duration_seconds_count{route="-",status="431"}', 1],
+    ['request_duration_seconds_count{route="-",status="400"}', 3],
   ] as const) t.ok(metrics.includes(`\ncdf_gateway_${series} ${n}\n`), `counted: ${series} ${n}`);
+  t.notMatch(metrics, /request_duration_seconds_count\{route="-",status="408"\}/, 'no duration for a request that timed out');
   t.equal(up.requests.length, 0);
 });
 

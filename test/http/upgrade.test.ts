@@ -106,6 +106,7 @@ t.test('WebSockets with bearer tokens', async (t) => {
     t.ok(h.headers['sec-websocket-key'], 'handshake headers pass');
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     t.match(metrics, /cdf_gateway_websockets_open\{route="\/ws"\} 1/, 'counted as open');
+    t.match(metrics, /cdf_gateway_request_duration_seconds_count\{route="\/ws",status="101"\} 1\n/, 'the upgrade timed, to its 101');
     const gone = closed(ws);
     ws.close(1000, 'done');
     await gone;
