@@ -3,9 +3,9 @@
 // Signatures are checked with node:crypto (signature.ts) against KeyObjects cached per issuer
 // (keys.ts), inline or on the thread pool depending on the CPUs the process may use
 // (cpu-budget.ts). Claims are checked by jose's rules (claims.ts), on the one decode of the
-// payload, before the signature: a token refused for its claims costs no RSA. Verified tokens
-// are kept in an LRU, keyed by their SHA-256 and bounded in entries and bytes, until their `exp`
-// or until the key that verified them goes away.
+// payload, before the signature: a token refused for its claims costs no RSA. A token that
+// verifies a second time (admission.ts) is kept in an LRU, keyed by its SHA-256 and bounded in
+// entries and bytes, until its `exp` or until the key that verified it goes away.
 import type * as nodeCrypto from 'node:crypto';
 import { errors as joseErrors, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -50,7 +50,7 @@ export interface Readiness {
 }
 
 const REQUIRED_CLAIMS = ['aud', 'exp', 'iat', 'iss', 'sub'];
-/** For profiles whose audience is another claim (Cognito's client_id): checked after jose. */
+/** For profiles whose audience is another claim (Cognito's client_id): checked after the claim rules. */
 const REQUIRED_CLAIMS_NO_AUD = ['exp', 'iat', 'iss', 'sub'];
 
 interface IssuerRuntime {
@@ -61,7 +61,7 @@ interface IssuerRuntime {
   readonly claimRules: ClaimRules;
   /** Where this issuer's tokens keep groups, scopes and the audience (its profile). */
   readonly claims: ClaimMap;
-  /** The audience is `aud` (checked by jose); false: another claim, checked in claims(). */
+  /** The audience is `aud` (checked by the claim rules); false: another claim, checked in claims(). */
   readonly audIsAud: boolean;
 }
 
