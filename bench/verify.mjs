@@ -7,7 +7,8 @@
 // (a) jose jwtVerify with a CryptoKey            (WebCrypto per call)
 // (b) jose jwtVerify with createLocalJWKSet      (key lookup + WebCrypto)
 // (c) bare node:crypto.verify, cached KeyObject  (the floor: signature only)
-// (d) TokenVerifier, cache off, distinct tokens  (first-seen: claims, key, signature), inline and (d') on the thread pool
+// (d) TokenVerifier, cache off, distinct tokens  (first-seen: claims, key, signature), inline, (d') on the thread pool
+//     and, with tokens in flight, (d'') batched per event-loop turn (the gateway's choice on one CPU)
 // (e) TokenVerifier, cache hit
 //
 // Then the same distinct tokens 50 in flight (as under load), with the CPU each costs: on the
@@ -50,9 +51,11 @@ const issuers = [{ issuer: ISS, jwksUri: `${ISS}/jwks`, audiences: [AUD], algori
 const fakeFetch = async () => new Response(JSON.stringify(jwks), { status: 200, headers: { 'content-type': 'application/json' } });
 const uncached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch, signatures: 'inline' });
 const uncachedPool = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch, signatures: 'thread-pool' });
+const uncachedBatched = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 0 }, fetch: fakeFetch, signatures: 'batched' });
 const cached = new TokenVerifier({ issuers, tokens: { ...tokensConfig, cacheSize: 10000 }, fetch: fakeFetch });
 await uncached.warmUp();
 await uncachedPool.warmUp();
+await uncachedBatched.warmUp();
 await cached.warmUp();
 if (!uncached.readiness().ready || !uncachedPool.readiness().ready || !cached.readiness().ready) throw new Error('verifiers not ready');
 const defaultMode = new TokenVerifier({ issuers, tokens: tokensConfig }).signatures;
@@ -122,6 +125,7 @@ const conc = [
   ['(c\') node:crypto.verify, thread pool', bareAsync],
   ['(d) TokenVerifier, cache off, inline', async (tok) => { await uncached.verify(tok); }],
   ['(d\') TokenVerifier, cache off, thread pool', async (tok) => { await uncachedPool.verify(tok); }],
+  ['(d\'\') TokenVerifier, cache off, batched', async (tok) => { await uncachedBatched.verify(tok); }],
 ];
 const bestC = conc.map(() => null);
 for (let r = 0; r < ROUNDS; r++) {
@@ -138,4 +142,5 @@ for (let c = 0; c < conc.length; c++) {
 }
 uncached.close();
 uncachedPool.close();
+uncachedBatched.close();
 cached.close();

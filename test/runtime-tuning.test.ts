@@ -52,8 +52,10 @@ t.test('without a semi-space size given, the young generation is held at 4 MB se
   t.ok(untuned > 8 * MB, `V8 grows it to ${untuned / MB} MB by default (the test can see the hold)`);
   const tuned = youngGeneration('tuned');
   // Held: two 4 MB semi-spaces, which V8 sometimes reports with a 256 KB page more (8.25 MB seen
-  // on Node 24); one more doubling would be 16 MB.
-  t.ok(tuned < 12 * MB && tuned >= 2 * MB, `held: ${tuned / MB} MB (it still grows from its initial 1 MB; not to 16)`);
+  // on Node 24). A collection reported late lets it double once more (holdYoungGeneration: the
+  // observer runs between event-loop turns): 16 MB, seen once with the whole suite running on
+  // two CPUs. V8's own sizing (32 or 128 MB) fails this.
+  t.ok(tuned <= 16.5 * MB && tuned >= 2 * MB, `held: ${tuned / MB} MB (it still grows from its initial 1 MB; not to 32)`);
   const given = youngGeneration('tuned', ['--max-semi-space-size=16']);
   t.ok(given > 8 * MB, `an operator's --max-semi-space-size=16 is left as given: ${given / MB} MB`);
 });

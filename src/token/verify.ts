@@ -1,9 +1,9 @@
 // Bearer JWT verification: the hot path of every API request.
 //
 // Signatures are checked with node:crypto (signature.ts) against KeyObjects cached per issuer
-// (keys.ts), inline or on the thread pool depending on the CPUs the process may use
-// (cpu-budget.ts). Claims are checked by jose's rules (claims.ts), on the one decode of the
-// payload, before the signature: a token refused for its claims costs no RSA. A token that
+// (keys.ts), on the event loop (batched) or on the thread pool depending on the CPUs the
+// process may use (cpu-budget.ts). Claims are checked by jose's rules (claims.ts), on the one
+// decode of the payload, before the signature: a token refused for its claims costs no RSA. A token that
 // verifies a second time (admission.ts) is kept in an LRU, keyed by its SHA-256 and bounded in
 // entries and bytes, until its `exp` or until the key that verified it goes away.
 import type * as nodeCrypto from 'node:crypto';
@@ -38,7 +38,7 @@ export interface VerifierOptions {
   logger?: Logger;
   /** For tests and benchmarks; used for discovery and JWKS fetches. */
   fetch?: typeof fetch;
-  /** Default: 'thread-pool' when the process may use more than one CPU, else 'inline'. */
+  /** Default: 'thread-pool' when the process may use more than one CPU, else 'batched'. */
   signatures?: SignatureMode;
   /** Default CACHE_MAX_BYTES; for tests. */
   cacheMaxBytes?: number;
@@ -134,7 +134,7 @@ export class TokenVerifier {
     this.tokens = opts.tokens;
     this.clock = opts.clock ?? systemClock;
     this.metrics = opts.metrics ?? noopMetrics;
-    this.signatures = opts.signatures ?? (cpuBudget() > 1 ? 'thread-pool' : 'inline');
+    this.signatures = opts.signatures ?? (cpuBudget() > 1 ? 'thread-pool' : 'batched');
     this.checker = new SignatureChecker(this.signatures, opts.tokens.maxTokenBytes);
     const deps = { clock: this.clock, metrics: this.metrics, logger: opts.logger, fetch: opts.fetch };
     const clockTolerance = opts.tokens.clockToleranceSec;

@@ -39,8 +39,8 @@ const clock = new TestClock();
 const metrics = new RecordingMetrics();
 const ISS = idp.issuer;
 const MAX = 4096;
-// Every row runs against both places a signature can be checked (inline, thread pool).
-const verifiers = (['inline', 'thread-pool'] as const).map((signatures) => new TokenVerifier({
+// Every row runs against every place a signature can be checked (inline, batched, thread pool).
+const verifiers = (['inline', 'batched', 'thread-pool'] as const).map((signatures) => new TokenVerifier({
   issuers: [issuerConfig(ISS, idp.jwksUri)],
   tokens: tokensConfig({ clockToleranceSec: 30, maxTokenBytes: MAX, jwksCooldownMs: 0 }),
   clock: clock.fn,

@@ -1,11 +1,13 @@
-// TokenVerifier's order of checks and its claim options: jose validates the claims on the one
-// decode of the payload, before any key or signature work; with several issuers each token is
-// held to its own issuer's audiences.
+// TokenVerifier's order of checks and its claim options: jose's rules check the claims on the
+// one decode of the payload, before any key or signature work; with several issuers each token
+// is held to its own issuer's audiences. Where signatures are checked, and the batched checks.
 import t from 'tap';
 import { InvalidTokenError } from '../../src/errors.js';
-import { TokenVerifier } from '../../src/token/verify.js';
+import { cpuBudget } from '../../src/token/cpu-budget.js';
+import type { Principal } from '../../src/token/principal.js';
+import { TokenVerifier, type SignatureMode } from '../../src/token/verify.js';
 import { startJwksServer } from '../fixtures/jwks-server.js';
-import { RecordingMetrics, TestClock, claims, generateKey, issuerConfig, mint, standardKeys, tokensConfig } from '../fixtures/tokens.js';
+import { AUDIENCE, RecordingMetrics, TestClock, claims, generateKey, issuerConfig, mint, standardKeys, tokensConfig } from '../fixtures/tokens.js';
 
 const { rs, attacker } = await standardKeys();
 const reasonOf = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => (e instanceof InvalidTokenError ? e.reason : String(e)));
@@ -53,8 +55,32 @@ t.test('several issuers: each token is held to its own issuer\'s audiences', asy
 });
 
 t.test('the place signatures are checked is configurable and reported', async (t) => {
-  const mk = (signatures?: 'inline' | 'thread-pool') => new TokenVerifier({ issuers: [], tokens: tokensConfig(), ...(signatures ? { signatures } : {}) });
+  const mk = (signatures?: SignatureMode) => new TokenVerifier({ issuers: [], tokens: tokensConfig(), ...(signatures ? { signatures } : {}) });
   t.equal(mk('inline').signatures, 'inline');
+  t.equal(mk('batched').signatures, 'batched');
   t.equal(mk('thread-pool').signatures, 'thread-pool');
-  t.ok(['inline', 'thread-pool'].includes(mk().signatures));
+  t.equal(mk().signatures, cpuBudget() > 1 ? 'thread-pool' : 'batched', 'batched on one CPU, the thread pool on more');
+});
+
+t.test('batched: the checks asked for in one turn run together at its end, each with its own answer', async (t) => {
+  const server = await startJwksServer({ keys: [rs.jwk] });
+  const clock = new TestClock();
+  const metrics = new RecordingMetrics();
+  const verifier = new TokenVerifier({ issuers: [issuerConfig(server.issuer, server.jwksUri)], tokens: tokensConfig(), clock: clock.fn, metrics, signatures: 'batched' });
+  t.teardown(async () => { verifier.close(); await server.close(); });
+  await verifier.warmUp();
+  const other = await generateKey('RS256', rs.kid); // same kid, other material: a forgery
+  const toks = await Promise.all([1, 2, 3, 4].map((i) => mint(claims(server.issuer, AUDIENCE, clock.now, { sub: `u${i}` }), { key: i === 3 ? other : rs })));
+  const settled: string[] = [];
+  const checks = toks.map((tok, i) => {
+    const r = verifier.check(tok);
+    t.ok(r instanceof Promise, `check ${i + 1} waits for the end of the turn`);
+    return Promise.resolve(r).then((p) => { settled.push((p as Principal).sub); }, (e: unknown) => { settled.push((e as InvalidTokenError).reason); });
+  });
+  await Promise.resolve();
+  t.same(settled, [], 'none answered within the turn');
+  await new Promise((r) => setImmediate(r)); // queued after the batch: runs once it has
+  await Promise.all(checks);
+  t.same(settled, ['u1', 'u2', 'signature', 'u4'], 'each its own answer, in order; the forgery refused');
+  t.same(metrics.verifications, ['valid', 'valid', 'invalid', 'valid']);
 });
