@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { canPin, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
-import { MB, mb, measureRss } from './lib/memory.mjs';
+import { MB, SENDS, mb, measureRss } from './lib/memory.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const { values: argv } = parseArgs({
@@ -83,7 +83,7 @@ async function main() {
   });
   const reasons = [];
   if (!gw.running()) reasons.push('the gateway exited during the run');
-  if (m.ok !== 2 * COUNT) reasons.push(`${2 * COUNT - m.ok} requests not answered 200 (statuses ${JSON.stringify(m.statuses)}, errors ${m.errors}${m.firstError ? `, first: ${m.firstError}` : ''})`);
+  if (m.ok !== SENDS * COUNT) reasons.push(`${SENDS * COUNT - m.ok} requests not answered 200 (statuses ${JSON.stringify(m.statuses)}, errors ${m.errors}${m.firstError ? `, first: ${m.firstError}` : ''})`);
   if (!(m.peak <= LIMIT_MB * MB)) reasons.push(`peak RSS ${mb(m.peak)} MB exceeds ${LIMIT_MB} MB`);
   if (GROWTH_MB !== null && !(m.growth <= GROWTH_MB * MB)) reasons.push(`RSS growth ${mb(m.growth)} MB exceeds ${GROWTH_MB} MB`);
   console.log(`\nrequests: ${m.sent.toLocaleString('en-US')} in ${m.seconds.toFixed(1)} s; statuses ${JSON.stringify(m.statuses)}; errors ${m.errors}`);

@@ -14,7 +14,7 @@ import { affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, 
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
-import { measureRss, mb } from './lib/memory.mjs';
+import { SENDS, measureRss, mb } from './lib/memory.mjs';
 import { GATEWAYS, fmt, fmtInt, headline, median, resultsTable } from './lib/report.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -264,7 +264,7 @@ async function main() {
       try {
         const m = await measureRss({ gw: g, path: API_PATH, tokens: row.tokens });
         memory[row.id] = m;
-        if (m.ok !== 2 * row.tokens.length) problems.push(`${row.id}: ${2 * row.tokens.length - m.ok} of ${2 * row.tokens.length} not answered 200 (${JSON.stringify(m.statuses)}${m.firstError ? `, first error ${m.firstError}` : ''})`);
+        if (m.ok !== SENDS * row.tokens.length) problems.push(`${row.id}: ${SENDS * row.tokens.length - m.ok} of ${SENDS * row.tokens.length} not answered 200 (${JSON.stringify(m.statuses)}${m.firstError ? `, first error ${m.firstError}` : ''})`);
         console.log(`  ${row.id.padEnd(12)} ${row.tokens.length.toLocaleString('en-US').padStart(7)} tokens, each twice, in ${m.seconds.toFixed(1)} s: RSS start ${mb(m.startRss)} MB, peak ${mb(m.peak)} MB, growth ${mb(m.growth)} MB`);
       } finally { await g.stop(); }
     }

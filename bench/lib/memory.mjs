@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isStopping } from './proc.mjs';
 
 export const MB = 1e6;
+/** Times each token is sent, back to back (the gateway caches a token the second time it verifies). */
+export const SENDS = 2;
 export const mb = (bytes) => (bytes / MB).toFixed(1);
 
 /** VmRSS and VmHWM of `pid` in bytes, or null once the process is gone. */
@@ -25,14 +27,14 @@ export function readMem(pid) {
  * @param {{ pid: number, port: number, running(): boolean }} o.gw   a started gateway
  * @param {string} o.path          request path
  * @param {string[]} o.tokens      each sent `sends` times in a row, in order
- * @param {number} [o.sends]       times each token is sent (2)
+ * @param {number} [o.sends]       times each token is sent (SENDS)
  * @param {number} [o.concurrency] requests in flight (64)
  * @param {number} [o.afterSec]    idle sampling after the last response (5)
  * @param {number} [o.maxSec]      stop sending after this long (300)
  * @param {(line: string) => void} [o.progress]
  * @returns {Promise<{ startRss, peak, growth, endRss, afterRss, sent, ok, statuses, errors, firstError, seconds, samples }>}
  */
-export async function measureRss({ gw, path, tokens, sends = 2, concurrency = 64, afterSec = 5, maxSec = 300, progress }) {
+export async function measureRss({ gw, path, tokens, sends = SENDS, concurrency = 64, afterSec = 5, maxSec = 300, progress }) {
   const pid = gw.pid;
   const samples = [];
   let peakRss = 0;
