@@ -151,6 +151,8 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
   const dest: DestinationStream = out === null ? destination! : { write: (line: string) => out.pushNow(line), flush: (cb?: () => void) => { out.flushSync(); cb?.(); } } as DestinationStream;
   const common = { level: cfg.level, base: { service: 'cdf-auth-gateway' }, timestamp: pino.stdTimeFunctions.isoTime };
   const access = pino(common, dest);
+  let accessOn = access.isLevelEnabled('info');
+  access.on('level-change', () => { accessOn = access.isLevelEnabled('info'); });
   // To stdout an access line is formatted with its batch (LogWriter.pushLater), stamped now.
   const emit = out === null ? (line: AccessLine) => { dest.write(accessLineJson(line)); } : (line: AccessLine) => out.pushLater(line, isoNow());
   return {
@@ -161,7 +163,8 @@ export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: Desti
       mixin: requestFields,
     }, dest),
     access,
-    writeAccess: (line) => { if (access.isLevelEnabled('info')) emit(line); },
+    // The level is read once per change, not per request (pino's isLevelEnabled: ~0.1 µs in place).
+    writeAccess: (line) => { if (accessOn) emit(line); },
     flushAccess: () => { out?.flushSync(); },
   };
 }

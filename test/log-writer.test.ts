@@ -77,6 +77,20 @@ t.test('lines are written in batches, in order; flush() writes what was collecte
   t.equal(readNow(p.reader), '{"msg":"now"}\n', 'pushNow writes at once');
 });
 
+t.test('by default a batch is about 48 KB: fewer writes (each wakes the reader), yet it fits an empty pipe whole', async (t) => {
+  const p = fifo(t);
+  const w = new LogWriter(p.writer);
+  t.teardown(() => w.close());
+  const l = line(0, 290); // an access line's size
+  let pushed = 0;
+  while ((pushed + 1) * l.length < 40_000) { w.push(l); pushed++; }
+  t.equal(readNow(p.reader), '', 'nothing written under 40,000 characters');
+  while (readBytes(p.reader).length === 0 && pushed < 1000) { w.push(l); pushed++; }
+  // What the reader has now is the first batch; it is written in one piece (nothing waits).
+  t.ok(pushed * l.length >= 40_000 && pushed * l.length <= 65_536, `the batch was written after ${pushed * l.length} characters`);
+  t.equal(w.stats().pendingBytes, 0, 'the pipe took the whole batch');
+});
+
 t.test('a full pipe does not block: the rest waits and is written, in order, once the reader reads', async (t) => {
   const p = fifo(t);
   const w = new LogWriter(p.writer, { batchChars: 16_000, retryMs: 1 });

@@ -88,4 +88,10 @@ t.test('access lines follow the access logger level', async (t) => {
   access.level = 'warn';
   writeAccess(line);
   t.equal(out.length, 1, 'written at info, not at warn');
+  access.level = 'debug';
+  writeAccess(line);
+  t.equal(out.length, 2, 'written again once the level is lowered (a reload sets it)');
+  const quiet = createLoggers({ level: 'error' }, sink);
+  quiet.writeAccess(line);
+  t.equal(out.length, 2, 'a logger created above info writes none');
 });
