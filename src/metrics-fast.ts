@@ -23,7 +23,7 @@ abstract class FastMetric<S> {
     for (const r of registers) r.registerMetric(this as never);
   }
 
-  /** The series of these label values (in labelNames order): one string key, one Map lookup. */
+  /** The series of these label values (in labelNames order): the last one asked for when they repeat, else one string key and one Map lookup. */
   protected seriesOf(values: readonly LabelValue[]): S {
     const last = this.last;
     if (last !== null && sameValues(last, values)) return this.lastSeries!;

@@ -73,10 +73,11 @@ export function observeRequests(app: FastifyInstance, deps: ObserveDeps): void {
   // Every route added from here on that does not ask decide() (login, logout, callback, userinfo,
   // CDP's /login/url, back-channel logout, any endpoint added later) judges the Host before its
   // handler builds a URL or a cookie from the request. Opt-out, so a new endpoint is covered.
+  // First among the route's own hooks: a route answered on arrival answers from one of them.
   app.addHook('onRoute', (route) => {
     if (route.config?.decidesHost === true) return;
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
-    route.onRequest = [...own, refuseBadHost];
+    route.onRequest = [refuseBadHost, ...own];
   });
 
   app.addHook('onResponse', (request, reply, done) => {

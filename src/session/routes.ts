@@ -13,6 +13,7 @@ import { parseTarget } from '../request/target.js';
 import type { Principal } from '../token/principal.js';
 import type { StateHolder, LoginState } from '../state.js';
 import { newOutcome } from '../http/respond.js';
+import { answerOnArrival } from '../http/answer-on-arrival.js';
 import { sendData } from '../auth/cdp.js';
 import { simpleCookie } from './cookies.js';
 import { describe, idpFailure, IdpUnavailableError, type FlowSecrets, type LoginClient } from './oidc.js';
@@ -272,6 +273,8 @@ export function registerLoginRoutes(app: FastifyInstance, deps: LoginRoutesDeps)
   app.get('/auth/login', (request, reply) => startLogin(deps, request, reply));
   app.get('/auth/callback', (request, reply) => finishLogin(deps, request, reply));
   app.get('/auth/logout', (request, reply) => logout(deps, request, reply, 302));
-  app.post('/auth/logout', (request, reply) => logout(deps, request, reply, 303));
+  // Answered on arrival: logout reads no body, so a body's Content-Type (even a malformed one,
+  // which Fastify would refuse with 415 before any handler) never stands between a user and logout.
+  app.route({ method: 'POST', url: '/auth/logout', ...answerOnArrival((request, reply) => logout(deps, request, reply, 303)) });
   app.get('/auth/userinfo', (request, reply) => userinfo(deps, request, reply));
 }

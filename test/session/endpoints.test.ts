@@ -60,6 +60,20 @@ t.test('userinfo, /login/token and /login/url', async (t) => {
   t.equal((await fetch(`${base}/auth/login?project=nope`)).status, 404);
 });
 
+t.test('a POST logout is not held up by its body: a malformed Content-Type still logs out', async (t) => {
+  const { base, browser } = await startLoginStack(t);
+  const b = browser();
+  await b.login(base, 'alice');
+  const stolen = cookieHeader(b.gatewayCookies());
+  const out = await b.fetch(`${base}/auth/logout?redirect=/bye`, { method: 'POST', headers: { origin: base, 'content-type': 'nonsense' }, body: 'x=1' });
+  t.equal(out.status, 303, 'logged out, not 415');
+  t.ok(out.headers.getSetCookie().some((c) => /^__Host-cdf-gw-session=;.*Max-Age=0/.test(c)), 'cookie cleared');
+  const after = await fetch(`${base}/auth/userinfo`, { headers: { cookie: stolen, ...JSON_ACCEPT } });
+  t.equal(after.status, 401, 'the session is revoked on the server');
+  const cross = await fetch(`${base}/auth/logout`, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'nonsense' }, body: 'x=1' });
+  t.equal(cross.status, 403, 'the same-origin check still comes first');
+});
+
 t.test('logout revokes the session on the server', async (t) => {
   const { base, browser, upstream } = await startLoginStack(t);
   const b = browser();
