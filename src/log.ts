@@ -124,6 +124,21 @@ function isoNow(): string {
 }
 
 /**
+ * `ms` as JSON, as `String(ms)` writes it. Durations are rounded to hundredths: written from
+ * integers (SMI to string), which in place cost ~0.35 µs less a line than V8's double-to-string.
+ * Anything not a whole number of hundredths (or huge, or negative) goes through String().
+ */
+export function msJson(ms: number): string {
+  if (!Number.isFinite(ms)) return '0';
+  const h = Math.round(ms * 100);
+  if (h < 0 || h > 1e12 || h / 100 !== ms) return String(ms);
+  const whole = Math.floor(h / 100);
+  const cents = h - whole * 100;
+  if (cents === 0) return `${whole}`;
+  return cents % 10 === 0 ? `${whole}.${cents / 10}` : `${whole}.${cents < 10 ? '0' : ''}${cents}`;
+}
+
+/**
  * One access line, exactly as pino would write it (level, time, service, the fields, msg), built
  * by hand: pino's generic serialisation cost about twice as much per line, on every request.
  */
@@ -138,7 +153,7 @@ function accessLineAt(l: AccessLine, time: string): string {
   if (l.ip !== undefined) out += `,"ip":${jsonString(l.ip)}`;
   // The decision and the reason are codes of the gateway's own (no character needs escaping).
   out += `,"method":${jsonString(l.method)},"path":${jsonString(l.path)},"route":${jsonString(l.route)},"decision":"${l.decision}"`
-    + `,"reason":${l.reason === null ? 'null' : `"${l.reason}"`},"sub":${jsonString(l.sub)},"status":${l.status},"ms":${Number.isFinite(l.ms) ? l.ms : 0}`;
+    + `,"reason":${l.reason === null ? 'null' : `"${l.reason}"`},"sub":${jsonString(l.sub)},"status":${l.status},"ms":${msJson(l.ms)}`;
   if (l.upgrade !== undefined) out += `,"upgrade":"${l.upgrade}"`;
   return out + ',"msg":"request"}\n';
 }

@@ -79,6 +79,20 @@ t.test('access lines: written by hand, read back exactly as pino writes the same
   }
 });
 
+t.test('access lines: ms is written as String() writes it, for any duration', async (t) => {
+  const { msJson } = await import('../src/log.js');
+  const fixed = [0, 1, 12, 0.01, 0.1, 0.05, 0.5, 1.05, 1.5, 1.25, 9.99, 10.1, 99.09, 123456.78, 1e-7, 1.005, 0.125, 2 ** 40 + 0.5, 1e13, -1.5, -0, 5e-324];
+  const random = Array.from({ length: 20_000 }, (_, i) => {
+    const x = Math.random() * 10 ** (i % 8);
+    return i % 3 === 0 ? x : Math.round(x * 100) / 100; // rounded as the gateway rounds, and not
+  });
+  let differ = 0;
+  for (const ms of [...fixed, ...random]) if (msJson(ms) !== String(ms)) differ++;
+  t.equal(differ, 0, 'no duration written otherwise than String() writes it');
+  t.equal(msJson(Number.NaN), '0', 'NaN (no duration) is 0, as before');
+  t.equal(msJson(Number.POSITIVE_INFINITY), '0');
+});
+
 t.test('access lines follow the access logger level', async (t) => {
   const out: string[] = [];
   const sink = new Writable({ write(chunk: Buffer, _e, cb) { out.push(chunk.toString()); cb(); } });
