@@ -265,7 +265,7 @@ async function main() {
         const m = await measureRss({ gw: g, path: API_PATH, tokens: row.tokens });
         memory[row.id] = m;
         if (m.ok !== SENDS * row.tokens.length) problems.push(`${row.id}: ${SENDS * row.tokens.length - m.ok} of ${SENDS * row.tokens.length} not answered 200 (${JSON.stringify(m.statuses)}${m.firstError ? `, first error ${m.firstError}` : ''})`);
-        console.log(`  ${row.id.padEnd(12)} ${row.tokens.length.toLocaleString('en-US').padStart(7)} tokens, each twice, in ${m.seconds.toFixed(1)} s: RSS start ${mb(m.startRss)} MB, peak ${mb(m.peak)} MB, growth ${mb(m.growth)} MB`);
+        console.log(`  ${row.id.padEnd(12)} ${row.tokens.length.toLocaleString('en-US').padStart(7)} tokens, each sent ${SENDS}×, in ${m.seconds.toFixed(1)} s: RSS start ${mb(m.startRss)} MB, peak ${mb(m.peak)} MB, growth ${mb(m.growth)} MB`);
       } finally { await g.stop(); }
     }
   }

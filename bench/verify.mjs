@@ -57,7 +57,7 @@ await uncached.warmUp();
 await uncachedPool.warmUp();
 await uncachedBatched.warmUp();
 await cached.warmUp();
-if (!uncached.readiness().ready || !uncachedPool.readiness().ready || !cached.readiness().ready) throw new Error('verifiers not ready');
+if (![uncached, uncachedPool, uncachedBatched, cached].every((v) => v.readiness().ready)) throw new Error('verifiers not ready');
 const defaultMode = new TokenVerifier({ issuers, tokens: tokensConfig }).signatures;
 const affinity = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
 console.log(`CPUs allowed: ${affinity} (os.availableParallelism() ${availableParallelism()}); the gateway here would check signatures ${defaultMode}`);

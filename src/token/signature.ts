@@ -99,27 +99,29 @@ function runQueued(): void {
 }
 
 export class SignatureChecker {
-  /** Reused by inline checks (nothing else runs between writing and reading them). */
+  /** Reused by inline checks (nothing else runs between writing and reading them); empty in the other modes. */
   private readonly dataScratch: Buffer;
-  private readonly sigScratch = Buffer.allocUnsafe(MAX_SIG_BYTES);
+  private readonly sigScratch: Buffer;
 
   constructor(readonly mode: SignatureMode, maxTokenBytes: number) {
-    this.dataScratch = Buffer.allocUnsafe(maxTokenBytes);
+    const inline = mode === 'inline';
+    this.dataScratch = Buffer.allocUnsafe(inline ? maxTokenBytes : 0);
+    this.sigScratch = Buffer.allocUnsafe(inline ? MAX_SIG_BYTES : 0);
   }
 
   /** The candidate key whose signature verifies, if any. Inline: into reused buffers. */
   check(spec: AlgSpec, candidates: readonly KeyEntry[], token: string, dot2: number, sigPart: string): KeyEntry | undefined | Promise<KeyEntry | undefined> {
+    // No supported signature is this long: refused undecoded, in every mode.
+    if (sigPart.length > MAX_SIG_CHARS) return undefined;
     if (this.mode === 'inline') {
       const data = this.dataScratch.subarray(0, this.dataScratch.write(token, 0, dot2, 'latin1'));
-      if (sigPart.length > MAX_SIG_CHARS) return undefined;
       const sig = this.sigScratch.subarray(0, this.sigScratch.write(sigPart, 'base64url'));
       return verifyingKey(spec, candidates, data, sig);
     }
+    // Copies: the check runs after this request's synchronous part (and others') is done.
+    const data = Buffer.from(token.slice(0, dot2), 'latin1');
+    const sig = Buffer.from(sigPart, 'base64url');
     if (this.mode === 'batched') {
-      if (sigPart.length > MAX_SIG_CHARS) return undefined;
-      // Copies: the check runs after this request's synchronous part, and others', are done.
-      const data = Buffer.from(token.slice(0, dot2), 'latin1');
-      const sig = Buffer.from(sigPart, 'base64url');
       return new Promise((resolve) => {
         queued.push(() => resolve(verifyingKey(spec, candidates, data, sig)));
         if (!scheduled) {
@@ -128,8 +130,6 @@ export class SignatureChecker {
         }
       });
     }
-    const data = Buffer.from(token.slice(0, dot2), 'latin1');
-    const sig = Buffer.from(sigPart, 'base64url');
     return (async () => {
       for (const c of candidates) if (c.kty === spec.kty && await signatureOkOnPool(spec, c, data, sig)) return c;
       return undefined;
