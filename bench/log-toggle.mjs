@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, cpuSeconds, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { canPin, cpuSeconds, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild, nodeVersion } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, SHIPPED_HEAP_MB, gatewayBuilt, gatewayConfigYaml, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -73,7 +73,7 @@ async function main() {
   const upstream = await startHelper(path.join(HERE, 'upstream.mjs'));
   onCleanup(() => stopChild(upstream.child));
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  console.log(`# access log on against off, one process each time; node ${process.version}, ${pinned ? 'gateway pinned to CPU 0' : 'UNPINNED'}, ${tool} ${version}`);
+  console.log(`# access log on against off, one process each time; node ${nodeVersion()}, ${pinned ? 'gateway pinned to CPU 0' : 'UNPINNED'}, ${tool} ${version}`);
   console.log(`${argv.processes} process(es) × ${pairs} pairs of ${durationSec} s windows (after 1 s unmeasured), order alternating\n`);
   console.log('| process | pair | log on, CPU µs/req | log off, CPU µs/req | off ÷ on |\n|---:|---:|---:|---:|---:|');
   const ratios = [];

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { canPin, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { canPin, installCleanup, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild, nodeVersion } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, gatewayBuilt, GATEWAY_MAIN, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -51,7 +51,7 @@ async function main() {
   const upstream = await startHelper(path.join(HERE, 'upstream.mjs'));
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
   const env = { UPSTREAM_URL: upstreamUrl, PROXY_PREFIX: API_PREFIX.replace(/\/$/, '') };
-  const report = [`# CPU profiles, ${argv.duration} s of wrk load each, ${pinned ? 'process pinned to CPU 0' : 'UNPINNED'}; node ${process.version}\n`];
+  const report = [`# CPU profiles, ${argv.duration} s of wrk load each, ${pinned ? 'process pinned to CPU 0' : 'UNPINNED'}; node ${nodeVersion()}\n`];
 
   for (const p of PATHS.filter((x) => only.includes(x))) {
     const profDir = path.join(outDir, p);

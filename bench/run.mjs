@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, memoryDir, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
+import { NODE, SHIPPED_NODE, SHIPPED_NODE_VERSION, affinityOf, canPin, cpuSeconds, installCleanup, isRunning, isStopping, memoryDir, nodeVersion, onCleanup, pinSelf, runMain, startHelper, stopChild } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { API_PATH, API_PREFIX, GATEWAY_MAIN, SHIPPED_HEAP_MB, gatewayBuilt, startGateway } from './lib/gateway.mjs';
 import { chooseTool, runLoad } from './lib/load.mjs';
@@ -97,7 +97,12 @@ async function main() {
   const [sutCpu, otherCpu] = pinned ? opts.cpus : [undefined, undefined];
 
   console.log(`# cdf-auth-gateway benchmark${quick ? ' (quick)' : ''}${pinned ? '' : ' — UNPINNED'}`);
-  console.log(`node ${process.version}, ${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const nodeUnderTest = nodeVersion();
+  console.log(`processes under test on node ${nodeUnderTest} (${NODE === SHIPPED_NODE ? 'the image\'s runtime, from .ci/node24' : process.env.BENCH_NODE ? 'BENCH_NODE' : 'this runner\'s node'}), runner on ${process.version}`);
+  if (nodeUnderTest !== `v${SHIPPED_NODE_VERSION}`) {
+    problems.push(`the processes under test ran on node ${nodeUnderTest}, not the image's ${SHIPPED_NODE_VERSION} (npm ci --prefix .ci/node24 installs it): not "as shipped"`);
+  }
+  console.log(`${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (os.loadavg()[0] > 0.5) console.log(`warning: the machine is busy (1-min load ${os.loadavg()[0].toFixed(2)}): absolute figures are noisy, compare ratios, and re-run on a quiet machine`);
 
   // Tokens first (minting uses every core), then this runner moves to the other CPU.
@@ -281,7 +286,7 @@ async function main() {
   const result = {
     startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), pinned, cpus: pinned ? { underTest: sutCpu, rest: otherCpu } : null,
     tool: { name: tool, version: toolVersion }, options: { ...opts, outDir: undefined },
-    machine: { node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, loadavgAtEnd: os.loadavg() },
+    machine: { node: nodeUnderTest, runnerNode: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? null, loadavgAtEnd: os.loadavg() },
     targets: targets.map(({ proc, tokens, token, ...t }) => t), memory, headline: head.rows, problems,
   };
   fs.mkdirSync(opts.outDir, { recursive: true });

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { installCleanup, onCleanup, runMain, startProcess, stopChild, freePort, waitForHttp200, isRunning } from './lib/proc.mjs';
+import { installCleanup, onCleanup, runMain, startProcess, stopChild, freePort, waitForHttp200, isRunning, NODE } from './lib/proc.mjs';
 import { GATEWAY_MAIN, REPO, gatewayBuilt } from './lib/gateway.mjs';
 import { AUDIENCE, startIssuer, startRedis, startUpstream } from './soak/parts.mjs';
 import { login } from './soak/browser.mjs';
@@ -69,7 +69,7 @@ async function startReplica(name, dir, cfg) {
   const configPath = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(configPath, gatewayYaml(cfg));
   const log = fs.openSync(path.join(dir, `${name}.log`), 'w');
-  const child = startProcess(process.execPath, ['--max-old-space-size=128', GATEWAY_MAIN, '--config', configPath], {
+  const child = startProcess(NODE, ['--max-old-space-size=128', GATEWAY_MAIN, '--config', configPath], {
     cwd: REPO, stdio: ['ignore', log, log], env: { ...process.env, NODE_ENV: 'production' },
   });
   fs.closeSync(log);

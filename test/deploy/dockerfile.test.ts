@@ -2,6 +2,7 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 import { ROOT } from '../fixtures/deploy.js';
 
@@ -102,6 +103,15 @@ t.test('the parser sees a bad Dockerfile as bad', async (t) => {
   t.equal(bad.stages[0]!.from, 'node:22');
   t.equal(bad.stages[1]!.instrs.find((i) => i.op === 'USER')!.args, 'root');
   t.notMatch(bad.stages[1]!.from, /^node:24/);
+});
+
+t.test('the benchmarks run the processes under test on the image\'s Node when it is installed', async (t) => {
+  const major = /^node:(\d+)/.exec(final.from)![1];
+  const proc = await import(pathToFileURL(join(ROOT, 'bench/lib/proc.mjs')).href) as { NODE: string; SHIPPED_NODE: string; SHIPPED_NODE_VERSION: string };
+  t.equal(proc.SHIPPED_NODE_VERSION.split('.')[0], major, `.ci/node24 pins the image's Node ${major} (${proc.SHIPPED_NODE_VERSION})`);
+  if (process.env.BENCH_NODE === undefined || process.env.BENCH_NODE === '') {
+    t.equal(proc.NODE, existsSync(proc.SHIPPED_NODE) ? proc.SHIPPED_NODE : process.execPath, 'the bench runs gateways and baselines on it');
+  }
 });
 
 t.test('the image caps the V8 heap (RSS stays bounded; bench/rss.mjs measures with the same cap)', async (t) => {
