@@ -11,7 +11,16 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Principal } from '../token/principal.js';
 import { sharedTokenKey, type SharedTokens } from './shared-token.js';
 
-export interface Credential { readonly header: string; readonly value: string }
+export interface Credential {
+  readonly header: string;
+  readonly value: string;
+  /**
+   * The value is a valid header value by construction, so the header rules need not scan it on
+   * every request: `Bearer ` and a verified JWT (base64url parts and dots only), or an api-key
+   * the configuration check accepted. A client-credentials token (the IdP's string) is scanned.
+   */
+  readonly headerSafe?: true;
+}
 
 export interface CredentialSource {
   /**
@@ -45,12 +54,12 @@ export function createCredentialSource(upstream: UpstreamConfig, deps: Credentia
       return { get: () => null, secret: () => null, close() {} };
     case 'user-token':
       return {
-        get: (_principal, token) => ({ header: 'authorization', value: `Bearer ${token}` }),
+        get: (_principal, token) => ({ header: 'authorization', value: `Bearer ${token}`, headerSafe: true }),
         secret: () => null,
         close() {},
       };
     case 'api-key': {
-      const credential: Credential = Object.freeze({ header: cfg.header.toLowerCase(), value: cfg.value });
+      const credential: Credential = Object.freeze({ header: cfg.header.toLowerCase(), value: cfg.value, headerSafe: true });
       return { get: () => credential, secret: () => cfg.value, close() {} };
     }
     case 'client-credentials':

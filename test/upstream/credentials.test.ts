@@ -75,7 +75,8 @@ async function rejects503(t: Asserts, fn: () => unknown, msg: string): Promise<v
 
 t.test('static credential types', async (t) => {
   const user = createCredentialSource(upstream({ type: 'user-token' }));
-  t.same(user.get(principal, USER_TOKEN), { header: 'authorization', value: 'Bearer user.jwt.token' });
+  // Marked header-safe: a verified JWT is base64url parts and dots (the header rules skip their scan).
+  t.same(user.get(principal, USER_TOKEN), { header: 'authorization', value: 'Bearer user.jwt.token', headerSafe: true });
   t.equal(user.secret(), null);
 
   const none = createCredentialSource(upstream({ type: 'none' }));
@@ -84,7 +85,7 @@ t.test('static credential types', async (t) => {
 
   const key = createCredentialSource(upstream({ type: 'api-key', header: 'api-key', value: 'the-api-key-value' }));
   const a = key.get(principal, USER_TOKEN);
-  t.same(a, { header: 'api-key', value: 'the-api-key-value' });
+  t.same(a, { header: 'api-key', value: 'the-api-key-value', headerSafe: true }, 'marked: the configuration check accepted it');
   t.equal(key.get(principal, USER_TOKEN), a, 'precomputed: same object every time');
   t.equal(key.secret(), 'the-api-key-value');
   user.close(); none.close(); key.close();
@@ -108,6 +109,7 @@ t.test('client credentials against the real IdP', async (t) => {
       t.equal(src.secret(), null, 'no secret before a token');
       const first = await src.get(principal, USER_TOKEN);
       t.equal(first?.header, 'authorization');
+      t.notOk(first?.headerSafe, 'the IdP\'s token is not marked header-safe: the header rules scan it');
       const token = first!.value.replace(/^Bearer /, '');
       const { payload } = await jwtVerify(token, jwks, { issuer: idp.issuer, audience: RESOURCE });
       t.equal(payload.sub, clientId);

@@ -171,6 +171,17 @@ const rows: Row[] = [
     expect: { 'x-auth-request-user': undefined, 'x-auth-request-email': undefined, 'x-auth-request-groups': undefined, 'x-admin': undefined },
   },
   { name: 'CR/LF in a client header value: dropped', headers: { 'x-custom': 'a\r\nb', 'x-fine': 'ok' }, expect: { 'x-custom': undefined, 'x-fine': 'ok' } },
+  {
+    // A client-credentials token is the IdP's string: scanned, and left out rather than sent broken.
+    name: 'an unmarked credential with CR/LF (an IdP token): left out',
+    headers: {}, ctx: { credential: { header: 'authorization', value: 'Bearer abc\r\nx-admin: 1' } },
+    expect: { authorization: undefined, 'x-admin': undefined },
+  },
+  {
+    name: 'a credential marked header-safe (a verified JWT, a checked api-key): forwarded',
+    headers: {}, ctx: { credential: { header: 'authorization', value: 'Bearer eyJ.eyJ.sig', headerSafe: true } },
+    expect: { authorization: 'Bearer eyJ.eyJ.sig' },
+  },
   // Ordinary headers untouched.
   {
     name: 'content headers and others untouched; host rewritten',
