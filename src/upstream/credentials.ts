@@ -9,15 +9,17 @@ import { CredentialUnavailableError } from '../errors.js';
 import { noopMetrics, type Metrics } from '../metrics.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { Principal } from '../token/principal.js';
+import { HEADER_SAFE } from './headers.js';
 import { sharedTokenKey, type SharedTokens } from './shared-token.js';
 
 export interface Credential {
   readonly header: string;
   readonly value: string;
   /**
-   * The value is a valid header value by construction, so the header rules need not scan it on
-   * every request: `Bearer ` and a verified JWT (base64url parts and dots only), or an api-key
-   * the configuration check accepted. A client-credentials token (the IdP's string) is scanned.
+   * The value is a valid header value, made sure of once where it was made, so the header rules
+   * need not scan it on every request: `Bearer ` and a verified JWT (base64url parts and dots
+   * only), an api-key the configuration check accepted, or a client-credentials token checked
+   * when it came (bearerCredential).
    */
   readonly headerSafe?: true;
 }
@@ -42,6 +44,17 @@ export interface CredentialDeps {
   fetch?: typeof fetch;
   /** Tokens shared by the replicas through redis; absent: this process asks for its own. */
   shared?: SharedTokens | null;
+}
+
+/**
+ * The credential for a token the IdP issued (directly, or through the replicas' shared token).
+ * One that cannot be sent as a header value (CR, LF, controls) is a failed token request (503),
+ * checked once here, never a request forwarded without its credential. The message names no token.
+ */
+function bearerCredential(token: string): Credential {
+  const value = `Bearer ${token}`;
+  if (!HEADER_SAFE.test(value)) throw new Error('token response has an access_token that is not a valid header value');
+  return Object.freeze({ header: 'authorization', value, headerSafe: true });
 }
 
 /** After a failed token request, calls within this window fail without a new request (ms). */
@@ -194,7 +207,7 @@ class ClientCredentialsSource implements CredentialSource {
   private async obtain(): Promise<CachedToken> {
     if (this.shared === null) return this.request(this.clock());
     const d = await this.shared.obtain(this.sharedKey, this.clock, () => this.request(this.clock()));
-    return { credential: Object.freeze({ header: 'authorization', value: `Bearer ${d.token}` }), token: d.token, expiresAt: d.expiresAt, renewAt: d.renewAt };
+    return { credential: bearerCredential(d.token), token: d.token, expiresAt: d.expiresAt, renewAt: d.renewAt };
   }
 
   private async request(startedAt: number): Promise<CachedToken> {
@@ -208,7 +221,7 @@ class ClientCredentialsSource implements CredentialSource {
     const lifetimeMs = expiresIn * 1000;
     const expiresAt = startedAt + lifetimeMs;
     const renewAt = expiresAt - Math.min(this.cfg.renewBeforeSec * 1000, lifetimeMs / 2);
-    return { credential: Object.freeze({ header: 'authorization', value: `Bearer ${token}` }), token, expiresAt, renewAt };
+    return { credential: bearerCredential(token), token, expiresAt, renewAt };
   }
 
   /** A loggable, secret-free description of a failure (message, OAuth error code, HTTP status). */

@@ -232,7 +232,8 @@ export function upstreamRequestHeaders(
     if (groups !== undefined) out['x-auth-request-groups'] = groups;
   }
 
-  // A ~700-character user token scanned on every request cost ~0.4 µs (Node 24, one core).
+  // Every credential source marks what it made sure of once (a ~700-character user token scanned
+  // on every request cost ~0.4 µs, Node 24, one core); an unmarked value is scanned here.
   if (ctx.credential !== null && (ctx.credential.headerSafe === true || HEADER_SAFE.test(ctx.credential.value))) {
     out[ctx.credential.header] = ctx.credential.value;
   }

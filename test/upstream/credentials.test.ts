@@ -109,7 +109,7 @@ t.test('client credentials against the real IdP', async (t) => {
       t.equal(src.secret(), null, 'no secret before a token');
       const first = await src.get(principal, USER_TOKEN);
       t.equal(first?.header, 'authorization');
-      t.notOk(first?.headerSafe, 'the IdP\'s token is not marked header-safe: the header rules scan it');
+      t.equal(first?.headerSafe, true, 'the IdP\'s token was checked once when it came: marked header-safe');
       const token = first!.value.replace(/^Bearer /, '');
       const { payload } = await jwtVerify(token, jwks, { issuer: idp.issuer, audience: RESOURCE });
       t.equal(payload.sub, clientId);
@@ -274,6 +274,8 @@ t.test('bad token responses are failures', async (t) => {
     { name: '401 invalid_client reflecting the secret', status: 401, body: JSON.stringify({ error: `invalid_client ${secret}`, error_description: `bad secret ${secret}` }) },
     { name: '200 with a JSON array', status: 200, body: '[]' },
     { name: 'a valid token padded past 1 MiB', status: 200, body: `${' '.repeat(1_048_576)}{"access_token":"tok-huge-1234567890","token_type":"Bearer","expires_in":3600}` },
+    // Never forwarded without its credential (nor with a broken one): refused where it came.
+    { name: 'an access_token that is no header value', status: 200, body: '{"access_token":"tok-crlf-1234567890\\r\\nx-admin: 1","token_type":"Bearer","expires_in":3600}' },
   ];
   for (const c of cases) {
     t.test(c.name, async (t) => {
@@ -286,7 +288,7 @@ t.test('bad token responses are failures', async (t) => {
       t.same(rec.refreshes, ['svc-up:error']);
       t.equal(rec.lines.length, 1, 'logged once');
       const log = rec.lines.join('');
-      for (const form of [secret, encodeURIComponent(secret), 'tok-no-exp', 'tok-zero', 'tok-no-type']) t.notOk(log.includes(form), `log free of ${form}`);
+      for (const form of [secret, encodeURIComponent(secret), 'tok-no-exp', 'tok-zero', 'tok-no-type', 'tok-crlf']) t.notOk(log.includes(form), `log free of ${form}`);
       t.equal(src.secret(), null);
     });
   }
