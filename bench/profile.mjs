@@ -57,13 +57,15 @@ async function main() {
     const profDir = path.join(outDir, p);
     const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
     let proc;
-    let auth = {};
+    // The baselines get the gateway rows' request, Authorization header included (as in run.mjs).
+    let auth = { token };
     if (p === 'bare' || p === 'engine') {
       proc = await startHelper(path.join(HERE, p === 'bare' ? 'bare-proxy.mjs' : 'bare-undici.mjs'), env, { cpu: pinned ? '0' : undefined, nodeArgs });
       proc.url = `http://127.0.0.1:${proc.port}`;
     } else {
       proc = await startGateway({ name: `gw-${p}`, dir: tmp, logDir, issuer: issuer.issuer, jwksUri: issuer.jwksUri, upstreamUrl, cpu: pinned ? '0' : undefined, cpuProfDir: profDir, accessLog: p !== 'nolog' });
-      auth = p === 'first' ? { tokens } : { token: p === '401' ? bad : token };
+      if (p === 'first') auth = { tokens };
+      else if (p === '401') auth = { token: bad };
     }
     const from = Number(process.hrtime.bigint() / 1000n);
     const res = await runLoad({ tool, url: `${proc.url}${API_PATH}`, connections: Number(argv.connections), durationSec: Number(argv.duration), workDir: tmp, ...auth });

@@ -119,6 +119,8 @@ function identityValue(value: string | null): string | undefined {
   return value;
 }
 
+const nonEmpty = (value: string | null): string | undefined => (value === null || value === '' ? undefined : value);
+
 function joinList(value: string | string[]): string {
   return typeof value === 'string' ? value : value.join(', ');
 }
@@ -224,11 +226,13 @@ export function upstreamRequestHeaders(
 
   const p = ctx.principal;
   if (p !== null) {
-    const user = identityValue(p.sub);
+    // A principal made from verified claims was checked once, when it was made (headerSafe).
+    const checked = p.headerSafe === true;
+    const user = checked ? nonEmpty(p.sub) : identityValue(p.sub);
     if (user !== undefined) out['x-auth-request-user'] = user;
-    const email = identityValue(p.email);
+    const email = checked ? nonEmpty(p.email) : identityValue(p.email);
     if (email !== undefined) out['x-auth-request-email'] = email;
-    const groups = identityValue(p.groupsHeader);
+    const groups = checked ? nonEmpty(p.groupsHeader) : identityValue(p.groupsHeader);
     if (groups !== undefined) out['x-auth-request-groups'] = groups;
   }
 

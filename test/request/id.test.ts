@@ -1,5 +1,5 @@
 import t from 'tap';
-import { requestId } from '../../src/request/id.js';
+import { newRequestId, requestId } from '../../src/request/id.js';
 import { clientIp } from '../../src/request/client-ip.js';
 import { trustedProxyMatcher } from '../../src/request/trust.js';
 
@@ -24,6 +24,20 @@ t.test('otherwise one is made (a UUID), never the bad value', async (t) => {
     t.match(requestId(req(...bad)), UUID, JSON.stringify(bad));
   }
   t.not(requestId(req()), requestId(req()), 'each made id is new');
+});
+
+t.test('made ids: version-4 UUIDs, all distinct across many draws of random bytes, random in every free digit', async (t) => {
+  const first = newRequestId();
+  const kept = `${first}`;
+  const ids = Array.from({ length: 2000 }, () => newRequestId()); // ~8 draws of 256
+  t.equal(first, kept, 'an id handed out is not changed by the next ones');
+  t.ok(ids.every((id) => UUID.test(id)), 'all match the UUID v4 form');
+  t.equal(new Set([first, ...ids]).size, ids.length + 1, 'no id repeats');
+  for (let at = 0; at < 36; at++) {
+    if ([8, 13, 14, 18, 23].includes(at)) continue; // dashes, the version digit
+    const seen = new Set(ids.map((id) => id[at]));
+    t.ok(seen.size >= (at === 19 ? 4 : 16), `digit ${at} takes ${seen.size} values`);
+  }
 });
 
 t.test('client ip: the peer, or behind a trusted proxy the nearest untrusted X-Forwarded-For hop', async (t) => {

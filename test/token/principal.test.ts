@@ -1,6 +1,7 @@
 import t from 'tap';
 import { InvalidTokenError } from '../../src/errors.js';
 import { principalFromClaims } from '../../src/token/principal.js';
+import { HEADER_SAFE } from '../../src/upstream/headers.js';
 
 function reasonOf(fn: () => unknown): string | undefined {
   try { fn(); } catch (e) { return e instanceof InvalidTokenError ? e.reason : `not InvalidTokenError: ${String(e)}`; }
@@ -31,6 +32,19 @@ t.test('groups: string entries only; header drops unsafe entries whole', async (
   t.same(p.groups, ['readers', 'writers', 'a,b', 'evil\r\nX-Injected: 1', 'nul\u0000', 'tab\there', 'del\u007f', '', ' padded', 'sp ace', 'ünïcode', '组']);
   t.equal(p.groupsHeader, 'readers,writers,sp ace');
   t.notOk(/[\r\n\0]/.test(p.groupsHeader));
+});
+
+t.test('marked header-safe, and the mark holds: every identity value passes the header rules\' check', async (t) => {
+  const hostile = ['evil\r\nX-Injected: 1', 'nul\u0000', 'tab\there', 'del\u007f', 'ünïcode', '组', ' padded', 'a,b', 'readers'];
+  const cases = [
+    { ...base, email: 'u@example.com', groups: hostile },
+    ...hostile.map((v) => ({ ...base, email: v, groups: [v, 'ok'] })),
+  ];
+  for (const claims of cases) {
+    const p = principalFromClaims(claims);
+    t.equal(p.headerSafe, true, JSON.stringify(claims.groups));
+    for (const v of [p.sub, p.email ?? '', p.groupsHeader]) t.ok(HEADER_SAFE.test(v), `${JSON.stringify(v)} is a header value`);
+  }
 });
 
 t.test('groups that is not an array is ignored', async (t) => {

@@ -84,3 +84,26 @@ t.test('batched: the checks asked for in one turn run together at its end, each 
   t.same(settled, ['u1', 'u2', 'signature', 'u4'], 'each its own answer, in order; the forgery refused');
   t.same(metrics.verifications, ['valid', 'valid', 'invalid', 'valid']);
 });
+
+t.test('the caller\'s check of an unseen token runs only for a token that is not a compact JWS', async (t) => {
+  const server = await startJwksServer({ keys: [rs.jwk] });
+  const clock = new TestClock();
+  const verifier = new TokenVerifier({ issuers: [issuerConfig(server.issuer, server.jwksUri)], tokens: tokensConfig(), clock: clock.fn });
+  t.teardown(async () => { verifier.close(); await server.close(); });
+  await verifier.warmUp();
+  const seen: string[] = [];
+  const unseen = (tok: string) => { seen.push(tok); if (tok.includes(' ')) throw new Error('not a token68'); };
+  const settle = async (r: unknown) => (r instanceof InvalidTokenError ? r.reason : r instanceof Promise ? reasonOf(r) : null);
+  // A compact JWS is a token68 as well: the caller's check is spared.
+  const good = await mint(claims(server.issuer, AUDIENCE, clock.now), { key: rs });
+  t.equal(await settle(verifier.check(good, unseen)), null, 'a valid token verifies');
+  const [h, p] = good.split('.');
+  t.equal(await settle(verifier.check(`${h}.${p}.AAAA`, unseen)), 'signature', 'a forged signature is refused by the signature check');
+  t.same(seen, [], 'neither asked the caller');
+  // Not three base64url parts: the caller is asked first, and its refusal comes before ours.
+  for (const [tok, reason] of [['abc', 'malformed'], ['a.b', 'malformed'], ['a.b.c.d', 'malformed'], [`${h}.${p}.sig+/`, 'malformed'], [`${h}..sig`, 'malformed']] as const) {
+    t.equal(await settle(verifier.check(tok, unseen)), reason, tok.slice(0, 20));
+  }
+  t.equal(seen.length, 5, 'each malformed token asked the caller');
+  t.throws(() => verifier.check('a b.c.d', unseen), /not a token68/, 'the caller\'s refusal is thrown as it was');
+});

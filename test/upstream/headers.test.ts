@@ -170,6 +170,18 @@ const rows: Row[] = [
     ctx: { principal: principal({ sub: 'alice\r\nx-admin: 1', email: 'a@b\n', groupsHeader: 'readers\0admins' }) },
     expect: { 'x-auth-request-user': undefined, 'x-auth-request-email': undefined, 'x-auth-request-groups': undefined, 'x-admin': undefined },
   },
+  {
+    name: 'a principal marked header-safe (made from verified claims): its values forwarded as made, empty ones absent',
+    headers: { 'x-auth-request-email': 'forged' },
+    ctx: { principal: principal({ sub: 'bob', email: null, groups: [], groupsHeader: '', headerSafe: true }) },
+    expect: { 'x-auth-request-user': 'bob', 'x-auth-request-email': undefined, 'x-auth-request-groups': undefined },
+  },
+  {
+    name: 'a marked principal with groups: X-Auth-Request-Groups is its groups header',
+    headers: { 'x-auth-request-groups': 'admins' },
+    ctx: { principal: principal({ groups: ['g1', 'g2'], groupsHeader: 'g1,g2', headerSafe: true }) },
+    expect: { 'x-auth-request-user': 'alice', 'x-auth-request-email': 'alice@example.com', 'x-auth-request-groups': 'g1,g2' },
+  },
   { name: 'CR/LF in a client header value: dropped', headers: { 'x-custom': 'a\r\nb', 'x-fine': 'ok' }, expect: { 'x-custom': undefined, 'x-fine': 'ok' } },
   {
     // A client-credentials token is the IdP's string: scanned, and left out rather than sent broken.
