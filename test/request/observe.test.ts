@@ -208,3 +208,34 @@ t.test('the in-flight gauge counts a request while the upstream holds it', async
   t.equal((await pending).status, 200);
   t.match(await metricsText(gw.adminUrl), /cdf_gateway_requests_in_flight 0/);
 });
+
+t.test('a request is timed from its arrival to its finished response; one its client abandoned is not logged', async (t) => {
+  let release: () => void = () => {};
+  const { up, gw, token } = await setup(t);
+  const auth = { authorization: `Bearer ${token}` };
+  up.respond = (_req, res) => new Promise<void>((r) => { release = () => { res.end('ok'); r(); }; });
+  const pending = fetch(`${gw.url}/slow`, { headers: auth });
+  while (up.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 150)); // the upstream holds the request this long at least
+  release();
+  t.equal((await pending).status, 200);
+  const slow = accessLines(gw.entries()).find((l) => l.path === '/slow');
+  t.ok(slow !== undefined && typeof slow.ms === 'number' && slow.ms >= 150, `the line's duration covers the upstream's wait (${slow?.ms} ms)`);
+  t.match(await metricsText(gw.adminUrl), /cdf_gateway_request_duration_seconds_bucket\{le="0\.1",route="[^"]+",status="200"\} 0/, 'not in a bucket under 0.1 s');
+
+  // The client leaves while the upstream holds its request: in flight until then, never logged.
+  const gone = new AbortController();
+  const abandoned = fetch(`${gw.url}/gone`, { headers: auth, signal: gone.signal }).catch(() => 'aborted');
+  while (up.requests.length < 2) await new Promise((r) => setTimeout(r, 5));
+  t.match(await metricsText(gw.adminUrl), /cdf_gateway_requests_in_flight 1/);
+  gone.abort();
+  t.equal(await abandoned, 'aborted');
+  let text = '';
+  for (let i = 0; i < 100 && !/cdf_gateway_requests_in_flight 0/.test(text); i++) { await new Promise((r) => setTimeout(r, 10)); text = await metricsText(gw.adminUrl); }
+  t.match(text, /cdf_gateway_requests_in_flight 0/, 'the gauge is back to 0 once the response closed');
+  release();
+  up.respond = (_req, res) => { res.end('ok'); };
+  t.equal((await fetch(`${gw.url}/after`, { headers: auth })).status, 200);
+  t.notOk(accessLines(gw.entries()).some((l) => l.path === '/gone'), 'no access line for the abandoned response');
+  t.ok(accessLines(gw.entries()).some((l) => l.path === '/after'), 'the next request is logged');
+});
