@@ -104,7 +104,7 @@ export interface Principal {
   /**
    * `sub`, `email` and `groupsHeader` were checked to be header values when the principal was
    * made (principalFromClaims), so the identity headers need not scan them on every request (a
-   * cached principal's ~7 KB groups header, 185 Entra groups, cost ~15 µs a request to scan).
+   * cached principal's ~7 KB groups header, 185 Entra groups: 4.4 µs a request to scan, Node 24).
    */
   readonly headerSafe?: true;
 }
