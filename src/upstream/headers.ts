@@ -3,6 +3,7 @@
 // pass over its headers and one new object.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../token/principal.js';
+import type { Credential } from './credentials.js';
 import { rewriteLocation, type RedirectBases } from './location.js';
 
 export interface ForwardContext {
@@ -13,8 +14,8 @@ export interface ForwardContext {
   readonly fromTrustedProxy: boolean;
   /** null on public routes. */
   readonly principal: Principal | null;
-  /** The upstream credential; `header` is lower-case; `headerSafe`: its value needs no scan (upstream/credentials.ts). */
-  readonly credential: { readonly header: string; readonly value: string; readonly headerSafe?: true } | null;
+  /** The upstream credential; `header` is lower-case. */
+  readonly credential: Credential | null;
   /** Host header for the upstream (host[:port]). */
   readonly upstreamHost: string;
 }
@@ -112,14 +113,13 @@ function cleanString(value: string | string[] | undefined): string | undefined {
 /**
  * Identity values come from token claims: forwarded only when valid as a header value as is
  * (a claim with CR/LF/NUL or characters beyond latin1 is left out, never altered, so no claim
- * can be bent into another user's name).
+ * can be bent into another user's name). `checked`: the principal's values were made sure of
+ * when it was made (Principal.headerSafe), so they are not scanned again.
  */
-function identityValue(value: string | null): string | undefined {
-  if (value === null || value === '' || !HEADER_SAFE.test(value)) return undefined;
+function identityValue(value: string | null, checked: boolean): string | undefined {
+  if (value === null || value === '' || !(checked || HEADER_SAFE.test(value))) return undefined;
   return value;
 }
-
-const nonEmpty = (value: string | null): string | undefined => (value === null || value === '' ? undefined : value);
 
 function joinList(value: string | string[]): string {
   return typeof value === 'string' ? value : value.join(', ');
@@ -226,13 +226,12 @@ export function upstreamRequestHeaders(
 
   const p = ctx.principal;
   if (p !== null) {
-    // A principal made from verified claims was checked once, when it was made (headerSafe).
     const checked = p.headerSafe === true;
-    const user = checked ? nonEmpty(p.sub) : identityValue(p.sub);
+    const user = identityValue(p.sub, checked);
     if (user !== undefined) out['x-auth-request-user'] = user;
-    const email = checked ? nonEmpty(p.email) : identityValue(p.email);
+    const email = identityValue(p.email, checked);
     if (email !== undefined) out['x-auth-request-email'] = email;
-    const groups = checked ? nonEmpty(p.groupsHeader) : identityValue(p.groupsHeader);
+    const groups = identityValue(p.groupsHeader, checked);
     if (groups !== undefined) out['x-auth-request-groups'] = groups;
   }
 
