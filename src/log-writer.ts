@@ -29,6 +29,13 @@ export interface LogWriterOptions {
 /** Formats an item pushed with pushLater(), with the time it was pushed at; returns one line ending in '\n'. */
 export type LineFormat<T> = (item: T, time: string) => string;
 
+/**
+ * Writes an item's line (as LineFormat makes it) straight into `buf` from `at` as bytes; returns
+ * the end, or -1 to have the line made by LineFormat instead (a value it does not write itself,
+ * or too little room).
+ */
+export type LineInto<T> = (item: T, time: string, buf: Uint8Array, at: number) => number;
+
 /** What a line formatted later is counted as towards a batch (an access line is 250–350 characters). */
 const DEFERRED_CHARS = 300;
 /** A scratch buffer grown past this by a huge line is let go after its batch. */
@@ -59,7 +66,12 @@ export class LogWriter<T = never> {
   private readonly maxPendingBytes: number;
   private readonly retryMs: number;
 
-  constructor(private readonly fd: number, opts: LogWriterOptions = {}, private readonly format: LineFormat<T> | null = null) {
+  constructor(
+    private readonly fd: number,
+    opts: LogWriterOptions = {},
+    private readonly format: LineFormat<T> | null = null,
+    private readonly into: LineInto<T> | null = null,
+  ) {
     this.batchChars = opts.batchChars ?? 48_000;
     this.maxPendingBytes = opts.maxPendingBytes ?? 8 * 1024 * 1024;
     this.retryMs = opts.retryMs ?? 10;
@@ -160,6 +172,14 @@ export class LogWriter<T = never> {
     let at = 0;
     let item = 0;
     for (const e of entries) {
+      if (typeof e !== 'string' && this.into !== null) {
+        const end = this.into(e, times[item]!, this.scratch, at);
+        if (end >= 0) {
+          at = end;
+          item++;
+          continue;
+        }
+      }
       const line = typeof e === 'string' ? e : this.format!(e, times[item++]!);
       // UTF-8 takes at most 3 bytes per UTF-16 code unit.
       if (at + 3 * line.length > this.scratch.length) {

@@ -147,7 +147,7 @@ export function accessLineJson(l: AccessLine): string {
 }
 
 /** accessLineJson with the line's time given (a line formatted after it was made: LogWriter.pushLater). */
-function accessLineAt(l: AccessLine, time: string): string {
+export function accessLineAt(l: AccessLine, time: string): string {
   let out = `{"level":30,"time":"${time}","service":"cdf-auth-gateway"`;
   if (l.requestId !== undefined) out += `,"requestId":${jsonString(l.requestId)}`;
   if (l.ip !== undefined) out += `,"ip":${jsonString(l.ip)}`;
@@ -156,6 +156,79 @@ function accessLineAt(l: AccessLine, time: string): string {
     + `,"reason":${l.reason === null ? 'null' : `"${l.reason}"`},"sub":${jsonString(l.sub)},"status":${l.status},"ms":${msJson(l.ms)}`;
   if (l.upgrade !== undefined) out += `,"upgrade":"${l.upgrade}"`;
   return out + ',"msg":"request"}\n';
+}
+
+/** Bytes `s` (printable ASCII, nothing to escape: the line's fixed text) takes in `buf` from `at`; returns the end. */
+function putText(buf: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[at++] = s.charCodeAt(i);
+  return at;
+}
+
+/** `s` as a JSON string (or null) into `buf`, when written as is; -1 when a character needs escaping or is not ASCII. */
+function putString(buf: Uint8Array, at: number, s: string | null | undefined): number {
+  if (s === null || s === undefined) return putText(buf, at, 'null');
+  buf[at++] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+    buf[at++] = c;
+  }
+  buf[at++] = 0x22;
+  return at;
+}
+
+/** The fixed text of an access line, with the quotes around the longest value (reason) and `null`s: an upper bound. */
+const LINE_FIXED_BYTES = 200;
+const len = (s: string | null | undefined): number => (s === null || s === undefined ? 4 : s.length);
+
+/**
+ * accessLineAt's line written straight into `buf` at `at` as its bytes, without making it a
+ * string first: the batch's writer (LogWriter) spares the string's building, flattening and
+ * UTF-8 encoding, ~0.9 µs of a line (README, Performance). Returns the end; -1 when a value needs
+ * JSON escaping or is not ASCII, or `buf` may be too short (the caller writes accessLineAt's
+ * string instead).
+ */
+export function accessLineInto(l: AccessLine, time: string, buf: Uint8Array, at: number): number {
+  const { requestId, ip, method, path, route, sub, reason } = l;
+  const ms = msJson(l.ms);
+  const most = LINE_FIXED_BYTES + time.length + len(requestId) + len(ip) + len(method) + len(path) + route.length + len(sub)
+    + l.decision.length + len(reason) + ms.length;
+  if (at + most > buf.length) return -1;
+  // The time (toISOString), the decision, the reason and the upgrade are the gateway's own codes.
+  let p = putText(buf, at, '{"level":30,"time":"');
+  p = putText(buf, p, time);
+  p = putText(buf, p, '","service":"cdf-auth-gateway"');
+  if (requestId !== undefined) {
+    p = putString(buf, putText(buf, p, ',"requestId":'), requestId);
+    if (p < 0) return -1;
+  }
+  if (ip !== undefined) {
+    p = putString(buf, putText(buf, p, ',"ip":'), ip);
+    if (p < 0) return -1;
+  }
+  p = putString(buf, putText(buf, p, ',"method":'), method);
+  if (p < 0) return -1;
+  p = putString(buf, putText(buf, p, ',"path":'), path);
+  if (p < 0) return -1;
+  p = putString(buf, putText(buf, p, ',"route":'), route);
+  if (p < 0) return -1;
+  p = putText(buf, p, ',"decision":"');
+  p = putText(buf, p, l.decision);
+  p = putText(buf, p, '","reason":');
+  if (reason === null) p = putText(buf, p, 'null');
+  else { buf[p++] = 0x22; p = putText(buf, p, reason); buf[p++] = 0x22; }
+  p = putString(buf, putText(buf, p, ',"sub":'), sub);
+  if (p < 0) return -1;
+  p = putText(buf, p, ',"status":');
+  p = putText(buf, p, `${l.status}`);
+  p = putText(buf, p, ',"ms":');
+  p = putText(buf, p, ms);
+  if (l.upgrade !== undefined) {
+    p = putText(buf, p, ',"upgrade":"');
+    p = putText(buf, p, l.upgrade);
+    buf[p++] = 0x22;
+  }
+  return putText(buf, p, ',"msg":"request"}\n');
 }
 
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
@@ -189,7 +262,7 @@ let stdout: LogWriter<AccessLine> | null = null;
 function stdoutWriter(): LogWriter<AccessLine> {
   if (stdout === null) {
     nonBlockingStdout();
-    stdout = new LogWriter(1, {}, accessLineAt);
+    stdout = new LogWriter(1, {}, accessLineAt, accessLineInto);
   }
   return stdout;
 }

@@ -149,6 +149,31 @@ t.test('pushLater: items are formatted only when their batch is written, with th
     'in the order pushed, each with the time given when it was pushed');
 });
 
+t.test('pushLater with a byte writer: items it writes and items it leaves to the formatter, in order, byte for byte', async (t) => {
+  const p = fifo(t);
+  let intoCalls = 0;
+  let formatted = 0;
+  // Writes ASCII items itself; leaves the others (and any item when room is short) to the formatter.
+  const into = (x: Item, time: string, buf: Uint8Array, at: number): number => {
+    intoCalls++;
+    const text = itemLine(x, time);
+    if (!/^[\x00-\x7f]*$/.test(text) || at + text.length > buf.length) return -1;
+    buf.fill(0x3f, at, Math.min(buf.length, at + 2 * text.length)); // scribbles past its end: must not matter
+    for (let i = 0; i < text.length; i++) buf[at + i] = text.charCodeAt(i);
+    return at + text.length;
+  };
+  const w = new LogWriter<Item>(p.writer, { batchChars: 1_000_000 }, (x, time) => { formatted++; return itemLine(x, time); }, into);
+  t.teardown(() => w.close());
+  const items = Array.from({ length: 400 }, (_, i): Item => ({ n: i, text: i % 9 === 0 ? `é€${i}` : 'x'.repeat(i % 50) }));
+  w.push(line(-1));
+  for (const x of items) w.pushLater(x, `T${x.n}`);
+  w.push(line(-2));
+  w.flush();
+  t.equal(readNow(p.reader), line(-1) + items.map((x) => itemLine(x, `T${x.n}`)).join('') + line(-2), 'every line in its place');
+  t.equal(intoCalls, 400, 'the byte writer is asked for every item');
+  t.ok(formatted >= 45 && formatted < 100, `the formatter makes the rest (${formatted}: the non-ASCII ones, and any met with too little room)`);
+});
+
 t.test('pushLater: a batch counts ~300 characters per item, so items alone fill and write batches', async (t) => {
   const p = fifo(t);
   const w = new LogWriter<Item>(p.writer, { batchChars: 3000 }, itemLine);

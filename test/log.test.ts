@@ -79,6 +79,54 @@ t.test('access lines: written by hand, read back exactly as pino writes the same
   }
 });
 
+t.test('access lines written as bytes are accessLineAt\'s line byte for byte; a value needing escapes is left to it', async (t) => {
+  const { accessLineAt, accessLineInto } = await import('../src/log.js');
+  const time = '2026-12-06T08:00:00.123Z';
+  const plain: AccessLine[] = [
+    { requestId: '6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b', ip: '127.0.0.1', method: 'GET', path: '/api/v1/projects/p/assets', route: 'cdf', decision: 'allow', reason: null, sub: 'user@example.com', status: 200, ms: 1.25 },
+    { requestId: null, ip: '::1', method: null, path: null, route: '-', decision: 'not_found', reason: 'no_route', sub: null, status: 404, ms: 12 },
+    { method: 'GET', path: '/ws', route: 'app', decision: 'allow', reason: null, sub: 's', status: 101, ms: 3, upgrade: 'websocket' as const },
+    { requestId: 'r', ip: '10.0.0.1', method: 'POST', path: "/a b/~!#$%&'()*+,;=:@[]{}|^`<>", route: 'x', decision: 'deny', reason: 'no_rule', sub: '', status: 403, ms: 0.07 },
+  ];
+  const buf = Buffer.alloc(4096);
+  for (const l of plain) {
+    const end = accessLineInto(l, time, buf, 100);
+    t.ok(end > 100, `written: ${l.path}`);
+    t.equal(buf.toString('utf8', 100, end), accessLineAt(l, time), 'the same line');
+  }
+  // Each of these needs JSON escaping or UTF-8: left to accessLineAt (JSON.stringify).
+  const base = plain[0]!;
+  for (const odd of ['quote "', 'back \\ slash', 'tab\t', 'nl\n', '\u0001', '\u007f', 'é', '€', '\ud800', '😀']) {
+    for (const field of ['requestId', 'ip', 'method', 'path', 'route', 'sub'] as const) {
+      t.equal(accessLineInto({ ...base, [field]: odd }, time, buf, 0), -1, `${field} ${JSON.stringify(odd)}: not written as bytes`);
+    }
+  }
+  t.equal(accessLineInto(base, time, Buffer.alloc(200), 0), -1, 'too little room: not written');
+  t.equal(accessLineInto(base, time, buf, buf.length - 150), -1, 'too little room left: not written');
+
+  // Random values over printable ASCII and a few others: written as bytes exactly when every value is plain.
+  const chars = ' !"#$%&\'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~\u0000\u001f\u007fé€😀';
+  const pick = (n: number): string => Array.from({ length: n }, () => chars[Math.floor(Math.random() * chars.length)]).join('');
+  const isPlain = (s: string | null | undefined): boolean => s === null || s === undefined || /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(s);
+  let bytes = 0; let left = 0;
+  for (let i = 0; i < 3000; i++) {
+    const l: AccessLine = {
+      requestId: i % 7 === 0 ? null : pick(i % 3), ip: pick(2), method: i % 5 === 0 ? undefined : pick(1), path: i % 11 === 0 ? null : pick(i % 4),
+      route: pick(1), decision: 'allow', reason: i % 2 === 0 ? null : 'no_rule', sub: i % 13 === 0 ? null : pick(i % 3), status: 100 + (i % 500), ms: i / 100,
+    };
+    const end = accessLineInto(l, time, buf, 7);
+    const expected = [l.requestId, l.ip, l.method, l.path, l.route, l.sub].every(isPlain);
+    if (expected) {
+      bytes++;
+      if (end < 0 || buf.toString('utf8', 7, end) !== accessLineAt(l, time)) { t.fail(`differs: ${JSON.stringify(l)}`); break; }
+    } else {
+      left++;
+      if (end !== -1) { t.fail(`written though not plain: ${JSON.stringify(l)}`); break; }
+    }
+  }
+  t.ok(bytes > 100 && left > 100, `both kinds met (${bytes} written as bytes, ${left} left to the string)`);
+});
+
 t.test('access lines: ms is written as String() writes it, for any duration', async (t) => {
   const { msJson } = await import('../src/log.js');
   const fixed = [0, 1, 12, 0.01, 0.1, 0.05, 0.5, 1.05, 1.5, 1.25, 9.99, 10.1, 99.09, 123456.78, 1e-7, 1.005, 0.125, 2 ** 40 + 0.5, 1e13, -1.5, -0, 5e-324];
