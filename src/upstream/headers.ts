@@ -4,7 +4,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../token/principal.js';
 import type { Credential } from './credentials.js';
+import { util as undiciUtil } from 'undici';
 import { rewriteLocation, type RedirectBases } from './location.js';
+
+/** A raw header name as undici's parseHeaders names it: lower-cased, known names interned. */
+const undiciHeaderName = (name: Buffer): string => undiciUtil.headerNameToString(name);
 
 export interface ForwardContext {
   /** Socket remote address. */
@@ -269,42 +273,110 @@ export function clientResponseHeaders(
   upstream: Record<string, string | string[] | undefined>, secret: string | null, ctx: ResponseContext = {},
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const scrub = secret !== null && secret.length >= 8 ? secret : null;
-
-  let connectionNamed: Set<string> | null = null;
+  const scrub = scrubbed(secret);
   const connection = upstream.connection ?? upstream.Connection;
-  if (connection !== undefined) {
-    for (const token of joinList(connection).split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t !== '') (connectionNamed ??= new Set()).add(t);
-    }
-  }
+  const connectionNamed = connection === undefined ? null : namedBy(connection, null);
 
   for (const rawName in upstream) {
     const value = upstream[rawName];
     if (value === undefined) continue;
     const name = rawName.toLowerCase();
-    if (HOP_BY_HOP_SET.has(name) || DROPPED_RESPONSE.has(name) || (connectionNamed !== null && connectionNamed.has(name))) continue;
+    if (notForClient(name, connectionNamed)) continue;
     if (name === 'set-cookie') {
-      // Judged per cookie: one gateway (or secret-bearing) cookie does not cost the app its others.
-      const keep = (sc: string): boolean =>
-        !isReservedCookieName(setCookieName(sc)) && (scrub === null || !sc.includes(scrub));
       if (typeof value === 'string') {
-        if (keep(value)) out[name] = value;
+        if (keptCookie(value, scrub)) out[name] = value;
       } else {
-        const kept = value.filter(keep);
+        const kept = value.filter((sc) => keptCookie(sc, scrub));
         if (kept.length > 0) out[name] = kept;
       }
       continue;
     }
     if (scrub !== null && containsSecret(value, scrub)) continue;
-    if (name === 'location' && ctx.redirect) {
-      const bases = ctx.redirect;
-      out[name] = typeof value === 'string' ? rewriteLocation(value, bases) : value.map((v) => rewriteLocation(v, bases));
-      continue;
-    }
-    out[name] = value;
+    if (typeof value === 'string') out[name] = clientValue(name, value, ctx);
+    else out[name] = name === 'location' ? value.map((v) => clientValue(name, v, ctx)) : value;
   }
+  return sessionPrivate(out, ctx);
+}
+
+/**
+ * clientResponseHeaders straight from undici's raw response headers (name, value, … as Buffers,
+ * in order), without undici's parseHeaders object in between: the same headers with the same
+ * values (a repeated header's values become an array, in their order, as parseHeaders makes
+ * them). Only distinct headers may come in another order, which carries no meaning (RFC 9110
+ * §5.3): a header whose first value was dropped (a gateway cookie) takes the place of its first
+ * kept one. A header whose value holds the secret is dropped whole, all its values.
+ */
+export function clientResponseHeadersRaw(raw: readonly Buffer[], secret: string | null, ctx: ResponseContext = {}): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const scrub = scrubbed(secret);
+  // Names first: Connection may name a header that comes before it.
+  const names: string[] = [];
+  let connectionNamed: Set<string> | null = null;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = undiciHeaderName(raw[i]!);
+    names.push(name);
+    if (name === 'connection') connectionNamed = namedBy(raw[i + 1]!.toString('latin1'), connectionNamed);
+  }
+  let holdSecret = null as Set<string> | null;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    // `__proto__` is no header a client gets (an assignment would not even make it a property).
+    if (notForClient(name, connectionNamed) || name === '__proto__' || holdSecret?.has(name) === true) continue;
+    const value = raw[2 * i + 1]!.toString('latin1');
+    let kept: string;
+    if (name === 'set-cookie') {
+      if (!keptCookie(value, scrub)) continue;
+      kept = value;
+    } else if (scrub !== null && value.includes(scrub)) {
+      delete out[name];
+      (holdSecret ??= new Set()).add(name);
+      continue;
+    } else {
+      kept = clientValue(name, value, ctx);
+    }
+    // Own properties only: a header named like an Object.prototype member (constructor) starts afresh.
+    const had = Object.hasOwn(out, name) ? out[name] : undefined;
+    if (had === undefined) out[name] = kept;
+    else if (typeof had === 'string') out[name] = [had, kept];
+    else had.push(kept);
+  }
+  return sessionPrivate(out, ctx);
+}
+
+/** The secret to keep out of response headers: null when none, or too short to look for. */
+function scrubbed(secret: string | null): string | null {
+  return secret !== null && secret.length >= 8 ? secret : null;
+}
+
+/**
+ * The header names a Connection value lists (lower-cased), added to `named`; hop-by-hop names are
+ * dropped anyway, so `keep-alive` (nearly every response's) and `close` add nothing.
+ */
+function namedBy(connection: string | string[], named: Set<string> | null): Set<string> | null {
+  if (connection === 'keep-alive' || connection === 'close') return named;
+  for (const token of joinList(connection).split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && !HOP_BY_HOP_SET.has(t)) (named ??= new Set()).add(t);
+  }
+  return named;
+}
+
+/** Hop-by-hop (and what Connection names), or a header we never pass on (Server, X-Powered-By). */
+function notForClient(name: string, connectionNamed: Set<string> | null): boolean {
+  return HOP_BY_HOP_SET.has(name) || DROPPED_RESPONSE.has(name) || (connectionNamed !== null && connectionNamed.has(name));
+}
+
+/** Set-Cookie is judged per cookie: one gateway (or secret-bearing) cookie does not cost the app its others. */
+function keptCookie(sc: string, scrub: string | null): boolean {
+  return !isReservedCookieName(setCookieName(sc)) && (scrub === null || !sc.includes(scrub));
+}
+
+/** A value as the client gets it: a Location into the upstream's base path points at the gateway. */
+function clientValue(name: string, value: string, ctx: ResponseContext): string {
+  return name === 'location' && ctx.redirect ? rewriteLocation(value, ctx.redirect) : value;
+}
+
+function sessionPrivate(out: Record<string, string | string[]>, ctx: ResponseContext): Record<string, string | string[]> {
   if (ctx.session === true && out['cache-control'] === undefined) out['cache-control'] = 'private';
   return out;
 }

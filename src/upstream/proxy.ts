@@ -8,13 +8,13 @@
 // Fastify's onResponse hooks still run when the raw response finishes.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Pool, util as undiciUtil, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { BadGatewayError, GatewayTimeoutError, PayloadTooLargeError, RequestTimeoutError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { CONNECTION_ERRORS, TIMEOUT_CODES, codes, failureKind } from './failures.js';
 import { endTrace, traceUpstream, type UpstreamTrace } from './trace.js';
 import type { CompiledRoute } from '../policy/rules.js';
-import { clientResponseHeaders, upstreamRequestHeaders, type ForwardContext } from './headers.js';
+import { clientResponseHeadersRaw, upstreamRequestHeaders, type ForwardContext } from './headers.js';
 import { watchBody } from './body.js';
 import { redirectBases } from './location.js';
 import { upstreamCorsHeaders } from '../http/cors.js';
@@ -210,8 +210,7 @@ class ProxyHandler {
       this.abort!(new Error('client closed the connection'));
       return false;
     }
-    const out = clientResponseHeaders(
-      undiciUtil.parseHeaders(rawHeaders) as Record<string, string | string[] | undefined>, state.secret,
+    const out = clientResponseHeadersRaw(rawHeaders, state.secret,
       { redirect: redirectBases(state.route, state.publicUrl), session: state.viaSession || state.setCookies !== null });
     if (state.route.cors !== null) upstreamCorsHeaders(out, res); // the gateway's CORS headers win
     // The gateway's request id is the one returned, never the upstream's.

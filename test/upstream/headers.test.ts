@@ -1,7 +1,8 @@
 import t from 'tap';
 import type { IncomingHttpHeaders } from 'node:http';
+import { util as undiciUtil } from 'undici';
 import {
-  clientResponseHeaders, isGatewayCookieName, upstreamRequestHeaders, type ForwardContext,
+  clientResponseHeaders, clientResponseHeadersRaw, isGatewayCookieName, upstreamRequestHeaders, type ForwardContext,
 } from '../../src/upstream/headers.js';
 import type { Principal } from '../../src/token/principal.js';
 
@@ -305,4 +306,47 @@ t.test('response headers: Location rewritten only with redirect bases', async (t
   t.equal(clientResponseHeaders({ location: 'http://10.0.0.5:5000/base/x' }, null, { redirect }).location, 'https://gw.example/app/x');
   t.equal(clientResponseHeaders({ location: 'http://10.0.0.5:5000/base/x' }, null).location, 'http://10.0.0.5:5000/base/x');
   t.same(clientResponseHeaders({ location: ['http://10.0.0.5:5000/base/x', '/y'] }, null, { redirect }).location, ['https://gw.example/app/x', '/y']);
+});
+
+/**
+ * Headers as they go on the wire, (name, value) lines, a value list one line each, in the order
+ * that carries meaning (RFC 9110 §5.3): by name, each name's lines in their order.
+ */
+function wire(h: Record<string, string | string[]>): Array<[string, string]> {
+  const lines = Object.entries(h).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v] as [string, string]] : v.map((x): [string, string] => [k, x])));
+  return lines.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)); // stable: a name's lines keep their order
+}
+
+t.test('response headers from undici\'s raw list: the same lines as through parseHeaders and clientResponseHeaders', async (t) => {
+  const secret = 'sekrit-api-key-123';
+  const redirect = { upstreamOrigin: 'http://10.0.0.5:5000', upstreamPath: '/base', publicOrigin: 'https://gw.example', prefix: '/app' };
+  const names = ['Content-Type', 'content-length', 'Set-Cookie', 'set-cookie', 'Location', 'Connection', 'connection', 'X-Hop', 'x-hop',
+    'Keep-Alive', 'Transfer-Encoding', 'Server', 'X-Powered-By', 'Cache-Control', 'X-Request-Id', 'ETag', 'Vary', 'vary',
+    '__proto__', 'constructor', 'toString', 'hasOwnProperty', '123', 'X-Multi', 'x-multi'];
+  const values = ['text/plain', '5', 'a=1; Path=/', 'cdf-gw-session=x; Path=/', '=bare', `k=${secret}`, 'http://10.0.0.5:5000/base/x', '/y',
+    'keep-alive', 'close, X-Hop', 'X-Multi, vary', `bearer ${secret}`, 'no-store', '', 'é-latin1', '"etag"'];
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(Math.random() * a.length)]!;
+  let differ = 0;
+  let lines = 0;
+  for (let i = 0; i < 3000; i++) {
+    const raw: Buffer[] = [];
+    for (let n = 1 + (i % 9); n > 0; n--) raw.push(Buffer.from(pick(names), 'latin1'), Buffer.from(pick(values), 'latin1'));
+    const sec = i % 3 === 0 ? null : i % 3 === 1 ? secret : 'short';
+    const ctx = { redirect: i % 2 === 0 ? redirect : null, session: i % 5 === 0 };
+    const ours = wire(clientResponseHeadersRaw(raw, sec, ctx));
+    const theirs = wire(clientResponseHeaders(undiciUtil.parseHeaders(raw) as Record<string, string | string[] | undefined>, sec, ctx));
+    lines += theirs.length;
+    if (JSON.stringify(ours) !== JSON.stringify(theirs)) {
+      if (differ++ === 0) t.same(ours, theirs, `first difference: ${JSON.stringify(raw.map(String))}`);
+    }
+  }
+  t.equal(differ, 0, 'no header list goes out differently');
+  t.ok(lines > 3000, `the lists kept something to compare (${lines} lines)`);
+
+  // Spot checks that hold whatever the random draw.
+  const raw = (...kv: string[]): Buffer[] => kv.map((x) => Buffer.from(x, 'latin1'));
+  t.same(clientResponseHeadersRaw(raw('X-Hop', '1', 'Connection', 'x-hop', 'ETag', '"1"'), null), { etag: '"1"' }, 'Connection names a header before it');
+  t.same(clientResponseHeadersRaw(raw('X-A', 'ok', 'x-a', `v ${secret}`, 'X-A', 'again', 'Vary', 'a'), secret), { vary: 'a' }, 'a value holding the secret drops the header, every value');
+  t.same(clientResponseHeadersRaw(raw('Set-Cookie', 'a=1', 'set-cookie', 'cdf-gw-x=2', 'Set-Cookie', 'b=3'), null), { 'set-cookie': ['a=1', 'b=3'] }, 'cookies judged one by one, merged');
+  t.same(clientResponseHeadersRaw(raw('constructor', 'c', '__proto__', 'p', 'Vary', 'a', 'vary', 'b'), null), { constructor: 'c', vary: ['a', 'b'] }, 'prototype names: own headers, __proto__ dropped');
 });
