@@ -335,7 +335,8 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], secret: string 
       kept = clientValue(name, value, ctx);
     }
     // Own properties only: a header named like an Object.prototype member (constructor) starts afresh.
-    const had = Object.hasOwn(out, name) ? out[name] : undefined;
+    let had = out[name];
+    if (had !== undefined && !Object.hasOwn(out, name)) had = undefined;
     if (had === undefined) out[name] = kept;
     else if (typeof had === 'string') out[name] = [had, kept];
     else had.push(kept);
@@ -350,13 +351,13 @@ function scrubbed(secret: string | null): string | null {
 
 /**
  * The header names a Connection value lists (lower-cased), added to `named`; hop-by-hop names are
- * dropped anyway, so `keep-alive` (nearly every response's) and `close` add nothing.
+ * dropped anyway, so `keep-alive` (nearly every response's) adds nothing.
  */
 function namedBy(connection: string | string[], named: Set<string> | null): Set<string> | null {
-  if (connection === 'keep-alive' || connection === 'close') return named;
+  if (connection === 'keep-alive') return named;
   for (const token of joinList(connection).split(',')) {
     const t = token.trim().toLowerCase();
-    if (t !== '' && t !== 'close' && !HOP_BY_HOP_SET.has(t)) (named ??= new Set()).add(t);
+    if (t !== '' && !HOP_BY_HOP_SET.has(t)) (named ??= new Set()).add(t);
   }
   return named;
 }

@@ -322,9 +322,9 @@ t.test('response headers from undici\'s raw list: the same lines as through pars
   const redirect = { upstreamOrigin: 'http://10.0.0.5:5000', upstreamPath: '/base', publicOrigin: 'https://gw.example', prefix: '/app' };
   const names = ['Content-Type', 'content-length', 'Set-Cookie', 'set-cookie', 'Location', 'Connection', 'connection', 'X-Hop', 'x-hop',
     'Keep-Alive', 'Transfer-Encoding', 'Server', 'X-Powered-By', 'Cache-Control', 'X-Request-Id', 'ETag', 'Vary', 'vary',
-    '__proto__', 'constructor', 'toString', 'hasOwnProperty', '123', 'X-Multi', 'x-multi'];
+    '__proto__', 'constructor', 'toString', 'hasOwnProperty', '123', 'X-Multi', 'x-multi', 'Close', 'close'];
   const values = ['text/plain', '5', 'a=1; Path=/', 'cdf-gw-session=x; Path=/', '=bare', `k=${secret}`, 'http://10.0.0.5:5000/base/x', '/y',
-    'keep-alive', 'close, X-Hop', 'X-Multi, vary', `bearer ${secret}`, 'no-store', '', 'é-latin1', '"etag"'];
+    'keep-alive', 'close', 'close, X-Hop', 'X-Multi, vary', 'Keep-Alive, close', `bearer ${secret}`, 'no-store', '', 'é-latin1', '"etag"'];
   const pick = <T>(a: readonly T[]): T => a[Math.floor(Math.random() * a.length)]!;
   let differ = 0;
   let lines = 0;
