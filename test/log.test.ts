@@ -102,6 +102,24 @@ t.test('access lines written as bytes are accessLineAt\'s line byte for byte; a 
     }
   }
   t.equal(accessLineInto(base, time, Buffer.alloc(200), 0), -1, 'too little room: not written');
+  // Every room from none to ample, for the longest kinds of line: never written past the buffer's end.
+  const longest: AccessLine[] = [
+    { requestId: 'r', ip: '::1', method: 'GET', path: '/ws', route: 'app', decision: 'deny', reason: 'no_rule', sub: 's', status: 101, ms: 3, upgrade: 'websocket' as const },
+    { ...plain[2]!, requestId: 'r', ip: '::1', status: 101, reason: 'no_rule', sub: null, path: null, method: null },
+    { ...plain[2]!, status: 101, ms: 123456.78 },
+    { ...base, status: 599, reason: 'no_rule' },
+  ];
+  for (const l of longest) {
+    const line = Buffer.from(accessLineAt(l, time));
+    let written = 0;
+    for (let room = 0; room <= line.length + 250; room++) {
+      const end = accessLineInto(l, time, Buffer.alloc(room), 0);
+      if (end === -1) continue;
+      written++;
+      if (end > room) { t.fail(`${room} bytes of room, written to ${end}`); break; }
+    }
+    t.ok(written > 0, `written once the room suffices (${line.length} bytes)`);
+  }
   t.equal(accessLineInto(base, time, buf, buf.length - 150), -1, 'too little room left: not written');
 
   // Random values over printable ASCII and a few others: written as bytes exactly when every value is plain.

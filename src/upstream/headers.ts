@@ -7,9 +7,6 @@ import type { Credential } from './credentials.js';
 import { util as undiciUtil } from 'undici';
 import { rewriteLocation, type RedirectBases } from './location.js';
 
-/** A raw header name as undici's parseHeaders names it: lower-cased, known names interned. */
-const undiciHeaderName = (name: Buffer): string => undiciUtil.headerNameToString(name);
-
 export interface ForwardContext {
   /** Socket remote address. */
   readonly peer: string;
@@ -313,7 +310,7 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], secret: string 
   const names: string[] = [];
   let connectionNamed: Set<string> | null = null;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = undiciHeaderName(raw[i]!);
+    const name = undiciUtil.headerNameToString(raw[i]!); // as parseHeaders names it: lower-cased
     names.push(name);
     if (name === 'connection') connectionNamed = namedBy(raw[i + 1]!.toString('latin1'), connectionNamed);
   }
