@@ -1,7 +1,7 @@
 // The CLI as a user runs it: the built dist/main.js (npm test builds first).
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -85,6 +85,12 @@ t.test('runs, serves, and drains in-flight requests on SIGTERM', async (t) => {
     child.on('exit', () => { draining(); reject(new Error('exited early: ' + out)); });
   });
   const url = await listening;
+  // The CLI re-executed itself with glibc's trim threshold (src/runtime-tuning.ts), in place: the
+  // pid this test signals below is the gateway's.
+  if (process.platform === 'linux' && typeof (process as { execve?: unknown }).execve === 'function' && process.env.MALLOC_TRIM_THRESHOLD_ === undefined) {
+    const environ = readFileSync(`/proc/${child.pid}/environ`, 'latin1').split('\0');
+    t.ok(environ.includes('MALLOC_TRIM_THRESHOLD_=131072'), 'the running gateway has the threshold');
+  }
   const token = await mint(claims(jwks.issuer, 'https://cdf.test', Date.now()), { key });
   const inflight = fetch(url + '/slow', { headers: { authorization: `Bearer ${token}` } });
   await inUpstream;

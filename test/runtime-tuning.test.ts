@@ -82,6 +82,46 @@ t.test('main.ts applies the tuning before the gateway\'s modules load', async (t
   const { readFileSync } = await import('node:fs');
   const main = readFileSync(join(process.cwd(), 'src/main.ts'), 'utf8');
   const imports = main.split('\n').filter((l) => /^import /.test(l));
-  t.same(imports, ["import { applyRuntimeTuning } from './runtime-tuning.js';"], 'the entry loads nothing else before the tuning');
-  t.ok(main.indexOf('applyRuntimeTuning();') > 0 && main.indexOf('applyRuntimeTuning();') < main.indexOf("import('./cli.js')"), 'then the CLI');
+  t.same(imports, ["import { applyRuntimeTuning, reexecWithMallocTuning } from './runtime-tuning.js';"], 'the entry loads nothing else before the tuning');
+  const at = (s: string) => main.indexOf(s);
+  t.ok(at('reexecWithMallocTuning();') > 0 && at('reexecWithMallocTuning();') < at('applyRuntimeTuning();'), 'glibc\'s setting first (the process may be replaced)');
+  t.ok(at('applyRuntimeTuning();') > 0 && at('applyRuntimeTuning();') < at("import('./cli.js')"), 'then V8\'s, then the CLI');
+});
+
+t.test('glibc\'s trim threshold is set for the re-executed process unless the operator set it', async (t) => {
+  const { mallocTuningEnv, MALLOC_TRIM_THRESHOLD } = await import('../src/runtime-tuning.js');
+  const base = { PATH: '/usr/bin', NODE_OPTIONS: '--max-old-space-size=128' };
+  t.same(mallocTuningEnv(base, 'linux', []), { ...base, MALLOC_TRIM_THRESHOLD_: MALLOC_TRIM_THRESHOLD }, 'unset: added, the rest kept');
+  t.equal(MALLOC_TRIM_THRESHOLD, '131072', 'the Docker image\'s value');
+  t.equal(mallocTuningEnv({ ...base, MALLOC_TRIM_THRESHOLD_: '0' }, 'linux', []), null, 'set by the operator: left as given');
+  t.equal(mallocTuningEnv({ ...base, MALLOC_TRIM_THRESHOLD_: '' }, 'linux', []), null, 'set empty: left as given');
+  t.equal(mallocTuningEnv({ ...base, GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=65536' }, 'linux', []), null, 'set as a glibc tunable');
+  t.not(mallocTuningEnv({ ...base, GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, 'linux', []), null, 'other tunables: still set');
+  t.equal(mallocTuningEnv(base, 'darwin', []), null, 'not glibc\'s platform');
+  t.equal(mallocTuningEnv(base, 'linux', ['--inspect=9229']), null, 'a debugger flag: not re-executed (its port would open twice)');
+  t.equal(mallocTuningEnv(base, 'linux', ['--inspect-brk']), null);
+});
+
+/** The fixture re-executes itself as the CLI does and reports what it then runs with. */
+function reexecuted(env: NodeJS.ProcessEnv): { status: number | null; pid: number; report: { pid: number; threshold: string | null; args: string[]; execArgv: string[] } } {
+  const r = spawnSync(process.execPath, ['--max-semi-space-size=4', join(process.cwd(), 'test/fixtures/malloc-reexec.mjs'), tuning, 'a', 'b c'], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`fixture failed: ${r.stderr}`);
+  return { status: r.status, pid: r.pid!, report: JSON.parse(r.stdout.trim().split('\n').at(-1)!) };
+}
+
+t.test('the process re-executes itself in place with the threshold, where Node has execve', async (t) => {
+  const env = { ...process.env };
+  delete env.MALLOC_TRIM_THRESHOLD_;
+  delete env.GLIBC_TUNABLES;
+  const { pid, report } = reexecuted(env);
+  t.same(report.args, ['a', 'b c'], 'its arguments kept');
+  t.same(report.execArgv, ['--max-semi-space-size=4'], 'its Node flags kept');
+  if (typeof (process as { execve?: unknown }).execve === 'function' && process.platform === 'linux') {
+    t.equal(report.threshold, '131072', 're-executed with the threshold');
+    t.equal(report.pid, pid, 'in place: the pid its parent knows (signals, probes)');
+  } else {
+    t.equal(report.threshold, null, 'no execve in this Node: runs on as it is');
+  }
+  const given = reexecuted({ ...env, MALLOC_TRIM_THRESHOLD_: '0' });
+  t.equal(given.report.threshold, '0', 'the operator\'s value is left as given');
 });
