@@ -176,7 +176,6 @@ class ProxyHandler {
   private done = false;
   private readonly res: ServerResponse;
   private onDrain: (() => void) | null = null;
-  private onClose: (() => void) | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -232,9 +231,11 @@ class ProxyHandler {
     this.started = true;
     this.resume = resume;
     reply.hijack();
+    // The client leaving mid-body aborts the upstream request. A response closes once, and after
+    // onComplete/onError the listener does nothing: it is never removed (no once() wrapper, no
+    // removal per response; it goes with the response).
     const abort = this.abort!;
-    this.onClose = () => { if (!this.done) abort(new Error('client closed the connection')); };
-    res.once('close', this.onClose);
+    res.on('close', () => { if (!this.done) abort(new Error('client closed the connection')); });
     return true;
   }
 
@@ -248,7 +249,6 @@ class ProxyHandler {
 
   onComplete(): void {
     this.done = true;
-    if (this.onClose !== null) this.res.removeListener('close', this.onClose);
     this.res.end();
     endTrace(this.settle.trace, null);
   }
@@ -262,7 +262,6 @@ class ProxyHandler {
       const upstreamFailed = !res.destroyed && !request.raw.destroyed; // else the client left
       if (upstreamFailed) settle.metrics.upstreamFailure(state.route.upstream.name, failureKind(codes(err)));
       endTrace(settle.trace, null, upstreamFailed ? err : undefined);
-      if (this.onClose !== null) res.removeListener('close', this.onClose);
       if (!res.destroyed) res.destroy();
       return;
     }

@@ -62,6 +62,11 @@ t.test('server-sent events pass through unbuffered, bounded by idleness not tota
         else { clearInterval(tick); res.end('data: done\n\n'); }
       }, 150);
       res.on('close', () => clearInterval(tick));
+    } else if (req.url === '/sse/forever') {
+      // Never ends and is never idle: only the client's leaving can close it.
+      const tick = setInterval(() => res.write('data: tick\n\n'), 100);
+      res.write('data: first\n\n');
+      res.on('close', () => clearInterval(tick));
     } else if (req.url === '/sse/stalls') {
       res.write('data: only\n\n'); // then nothing, ever
     }
@@ -91,6 +96,14 @@ t.test('server-sent events pass through unbuffered, bounded by idleness not tota
     const r = new Reader(res);
     t.equal(await r.end(), 'complete', 'not cut by the 1 s timeout');
     t.equal(r.text.split('\n\n').filter(Boolean).length, 12, 'every event, none lost');
+  });
+
+  await t.test('a client that leaves mid-stream closes the upstream request', async (t) => {
+    const res = await get(`${gw.url}/sse/forever`);
+    await new Reader(res).has('data: tick');
+    t.equal(open.size, 1, 'the upstream holds the stream open');
+    res.destroy(); // the client leaves; the upstream would go on (it never ends this one, nor idles)
+    await t.resolves(waitForEmpty(open), 'the gateway closed the upstream request');
   });
 
   await t.test('a stream idle for longer than timeoutMs is cut', async (t) => {
