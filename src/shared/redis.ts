@@ -31,6 +31,9 @@ export interface SharedRedis {
 
 const CONNECT_TIMEOUT_MS = 2000;
 const COMMAND_TIMEOUT_MS = 1000;
+/** A subscription's answer may wait behind the start's other work on a busy host: as long as a connection. */
+const SUBSCRIBE_TIMEOUT_MS = CONNECT_TIMEOUT_MS;
+const SUBSCRIBE_ATTEMPTS = 2;
 
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -77,14 +80,27 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
       return rows.map((r) => ({ member: String(r.value), score: r.score }));
     },
     async subscribe(channel, onMessage, onReady) {
-      if (sub === null) {
-        sub = await make('subscriber');
-        // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up.
-        sub.client.on('ready', onReady);
-      } else {
-        sub.client.on('ready', onReady);
+      // The start waits for this (listen() awaits the revocations' subscription): a SUBSCRIBE that
+      // is never answered must not hang it. One replica in a CI run sat forever with both its
+      // connections open and no listener. A second try on a new connection, then a clear failure.
+      for (let attempt = 1; ; attempt++) {
+        if (sub === null) {
+          sub = await make('subscriber');
+          // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up.
+          sub.client.on('ready', onReady);
+        } else {
+          sub.client.on('ready', onReady);
+        }
+        try {
+          await withTimeout(sub.client.subscribe(channel, (message: string) => onMessage(message)), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE');
+          break;
+        } catch (err) {
+          sub.client.destroy();
+          sub = null;
+          if (attempt >= SUBSCRIBE_ATTEMPTS) throw new SharedStateUnavailable(`redis: SUBSCRIBE failed: ${errorText(err)}`, err);
+          logger.warn({ role: 'subscriber', err: errorText(err) }, 'shared redis: SUBSCRIBE failed; trying a new connection');
+        }
       }
-      await sub.client.subscribe(channel, (message: string) => onMessage(message));
       onReady();
     },
     async close() {
