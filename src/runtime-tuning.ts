@@ -27,7 +27,7 @@
 // glibc's trim threshold fixed at 128 KB (MALLOC_TRIM_THRESHOLD_, as the Docker image sets it):
 // by default glibc raises the threshold to twice the largest mmap'd block freed so far (V8's
 // compiler threads free blocks of 300-650 KB), and each thread's arena then keeps that much free
-// memory and more. Without a heap cap the RSS of 6,000 distinct 10 KB tokens grew 61-67 MB with
+// memory and more. Without a heap cap the RSS of 6,000 distinct 10 KB tokens grew 62-71 MB with
 // glibc's default and 54-61 MB with it fixed (bench/rss.mjs). glibc reads it only at start, so
 // the CLI re-executes itself with it, in place (process.execve: same pid, same arguments), where
 // Node has execve (22.15+, 23.11+) and the operator has not set it.
