@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // What the access log costs, measured inside one gateway process: the log is turned on and off
 // by configuration reloads (`log.accessLog`) between short windows of the repeated-token load,
-// in alternating order, and each window's CPU per request is read from /proc. Both settings then
+// in alternating order, and each window's CPU per request is read from /proc (`--path 401`: a
+// token with a bad signature instead, the refusal path). Both settings then
 // share the process's JIT state and the same minutes of the host, which separate processes
 // (`npm run bench`'s log pair) do not: there, per-process differences are as large as the cost.
 //
-//   node bench/log-toggle.mjs [--pairs 8] [--duration 2] [--processes 2] [--heap-mb 128]
+//   node bench/log-toggle.mjs [--pairs 8] [--duration 2] [--processes 2] [--heap-mb 128] [--path cached|401]
 //
 // The gateway is pinned to CPU 0 with the shipped heap flags; wrk, the upstream and this runner
 // on CPU 1. Prints each pair and the median of (CPU per request, log off) ÷ (log on): the req/s
@@ -26,11 +27,16 @@ const { values: argv } = parseArgs({
   options: {
     pairs: { type: 'string', default: '8' }, duration: { type: 'string', default: '2' },
     processes: { type: 'string', default: '2' }, 'heap-mb': { type: 'string', default: String(SHIPPED_HEAP_MB) },
+    path: { type: 'string', default: 'cached' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (argv.path !== 'cached' && argv.path !== '401') {
+  console.error(`--path: cached or 401, not ${argv.path}`);
+  process.exit(2);
+}
 if (argv.help) {
-  console.log('usage: node bench/log-toggle.mjs [--pairs 8] [--duration 2] [--processes 2] [--heap-mb 128]');
+  console.log('usage: node bench/log-toggle.mjs [--pairs 8] [--duration 2] [--processes 2] [--heap-mb 128] [--path cached|401]');
   process.exit(0);
 }
 
@@ -68,7 +74,7 @@ async function main() {
   const logDir = memoryDir('cdf-gw-logtoggle-logs-');
   const issuer = await startIssuer({ cacheDir: path.join(HERE, 'results', '.tokens') });
   onCleanup(() => issuer.close());
-  const token = await issuer.mint(0);
+  const token = argv.path === '401' ? await issuer.badSignature() : await issuer.mint(0);
   if (pinned) pinSelf('1');
   const upstream = await startHelper(path.join(HERE, 'upstream.mjs'));
   onCleanup(() => stopChild(upstream.child));

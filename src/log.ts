@@ -177,6 +177,21 @@ function putString(buf: Uint8Array, at: number, s: string | null | undefined): n
   return at;
 }
 
+// The line's fixed text in a few pieces of bytes, each copied whole (TypedArray#set) rather than
+// a character at a time, and made again only when what it holds changes: the head once a
+// millisecond (its time), the route's piece when the route, decision or reason differ from the
+// line before (under load, runs of lines share them), the status's piece likewise.
+const latin1 = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const END = latin1(',"msg":"request"}\n');
+const head = { time: '', bytes: END };
+const mid: { route: string | null; decision: string; reason: Reason | null; bytes: Uint8Array } = { route: null, decision: '', reason: null, bytes: END };
+const tail = { status: -1, bytes: END };
+
+function putBytes(buf: Uint8Array, at: number, bytes: Uint8Array): number {
+  buf.set(bytes, at);
+  return at + bytes.length;
+}
+
 /** The fixed text of an access line (188 bytes with every optional field and every value's quotes), rounded up. */
 const LINE_FIXED_BYTES = 200;
 const len = (s: string | null | undefined): number => (s === null || s === undefined ? 4 : s.length);
@@ -189,16 +204,14 @@ const len = (s: string | null | undefined): number => (s === null || s === undef
  * string instead).
  */
 export function accessLineInto(l: AccessLine, time: string, buf: Uint8Array, at: number): number {
-  const { requestId, ip, method, path, route, sub, reason, upgrade } = l;
+  const { requestId, ip, method, path, route, decision, sub, reason, status, upgrade } = l;
   const ms = msJson(l.ms);
-  const status = `${l.status}`;
   const most = LINE_FIXED_BYTES + time.length + len(requestId) + len(ip) + len(method) + len(path) + route.length + len(sub)
-    + l.decision.length + len(reason) + ms.length + status.length + (upgrade?.length ?? 0);
+    + decision.length + len(reason) + ms.length + (status >= 100 && status <= 999 ? 3 : `${status}`.length) + (upgrade?.length ?? 0);
   if (at + most > buf.length) return -1;
   // The time (toISOString), the decision, the reason and the upgrade are the gateway's own codes.
-  let p = putText(buf, at, '{"level":30,"time":"');
-  p = putText(buf, p, time);
-  p = putText(buf, p, '","service":"cdf-auth-gateway"');
+  if (time !== head.time) { head.time = time; head.bytes = latin1(`{"level":30,"time":"${time}","service":"cdf-auth-gateway"`); }
+  let p = putBytes(buf, at, head.bytes);
   if (requestId !== undefined) {
     p = putString(buf, putText(buf, p, ',"requestId":'), requestId);
     if (p < 0) return -1;
@@ -211,25 +224,21 @@ export function accessLineInto(l: AccessLine, time: string, buf: Uint8Array, at:
   if (p < 0) return -1;
   p = putString(buf, putText(buf, p, ',"path":'), path);
   if (p < 0) return -1;
-  p = putString(buf, putText(buf, p, ',"route":'), route);
+  if (route !== mid.route || decision !== mid.decision || reason !== mid.reason) {
+    if (!PLAIN.test(route)) return -1;
+    mid.route = route; mid.decision = decision; mid.reason = reason;
+    mid.bytes = latin1(`,"route":"${route}","decision":"${decision}","reason":${reason === null ? 'null' : `"${reason}"`},"sub":`);
+  }
+  p = putString(buf, putBytes(buf, p, mid.bytes), sub);
   if (p < 0) return -1;
-  p = putText(buf, p, ',"decision":"');
-  p = putText(buf, p, l.decision);
-  p = putText(buf, p, '","reason":');
-  if (reason === null) p = putText(buf, p, 'null');
-  else { buf[p++] = 0x22; p = putText(buf, p, reason); buf[p++] = 0x22; }
-  p = putString(buf, putText(buf, p, ',"sub":'), sub);
-  if (p < 0) return -1;
-  p = putText(buf, p, ',"status":');
-  p = putText(buf, p, status);
-  p = putText(buf, p, ',"ms":');
-  p = putText(buf, p, ms);
+  if (status !== tail.status) { tail.status = status; tail.bytes = latin1(`,"status":${status},"ms":`); }
+  p = putText(buf, putBytes(buf, p, tail.bytes), ms);
   if (upgrade !== undefined) {
     p = putText(buf, p, ',"upgrade":"');
     p = putText(buf, p, upgrade);
     buf[p++] = 0x22;
   }
-  return putText(buf, p, ',"msg":"request"}\n');
+  return putBytes(buf, p, END);
 }
 
 export function createLoggers(cfg: Pick<LogConfig, 'level'>, destination?: DestinationStream): Loggers {
