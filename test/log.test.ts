@@ -145,6 +145,42 @@ t.test('access lines written as bytes are accessLineAt\'s line byte for byte; a 
   t.ok(bytes > 100 && left > 100, `both kinds met (${bytes} written as bytes, ${left} left to the string)`);
 });
 
+t.test('access lines written as bytes stay accessLineAt\'s line as the pieces they reuse change from line to line', async (t) => {
+  const { accessLineAt, accessLineInto } = await import('../src/log.js');
+  // The head (time), the route/decision/reason piece and the status piece are kept from the line
+  // before: lines that change one of them at a time, or several, or return to an earlier one,
+  // and lines declined in between (a route needing escapes), must all come out right.
+  const times = ['2026-12-06T08:00:00.123Z', '2026-12-06T08:00:00.124Z', '2026-12-06T09:59:59.999Z'];
+  const routes = ['cdf', 'app', '-', 'a"b'];
+  const decisions = ['allow', 'deny', 'unauthenticated', 'not_found'];
+  const reasons = [null, 'no_rule', 'signature'] as const;
+  const statuses = [200, 401, 403, 404, 101, 599];
+  const buf = Buffer.alloc(4096);
+  const base: AccessLine = { requestId: 'r-1', ip: '10.0.0.1', method: 'GET', path: '/p', route: 'cdf', decision: 'allow', reason: null, sub: 'u', status: 200, ms: 1.5 };
+  const steps: Array<[AccessLine, string]> = [
+    [base, times[0]!], [base, times[1]!], [{ ...base, route: 'app' }, times[1]!], [{ ...base, route: 'app', decision: 'deny' }, times[1]!],
+    [{ ...base, route: 'app', decision: 'deny', reason: 'no_rule' }, times[1]!], [{ ...base, status: 403 }, times[1]!],
+    [{ ...base, route: 'a"b' }, times[2]!], [base, times[0]!], [{ ...base, reason: 'signature', decision: 'unauthenticated', status: 401, sub: null }, times[0]!],
+  ];
+  let n = 0;
+  for (const [l, time] of steps) {
+    const end = accessLineInto(l, time, buf, 3);
+    if (!/^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(l.route)) { t.equal(end, -1, 'a route needing escapes: declined'); continue; }
+    t.equal(buf.toString('utf8', 3, end), accessLineAt(l, time), `step ${++n}: ${l.route} ${l.decision} ${l.reason} ${l.status} ${time}`);
+  }
+  // And at random: 3,000 lines drawing each piece's parts from a few values.
+  const of = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+  let differs = 0;
+  for (let i = 0; i < 3000; i++) {
+    const l: AccessLine = { ...base, route: of(routes), decision: of(decisions), reason: of(reasons), status: of(statuses), ms: i / 10 };
+    const time = of(times);
+    const end = accessLineInto(l, time, buf, 0);
+    if (l.route === 'a"b') { if (end !== -1) differs++; continue; }
+    if (end < 0 || buf.toString('utf8', 0, end) !== accessLineAt(l, time)) differs++;
+  }
+  t.equal(differs, 0, 'every random line byte for byte, or declined when its route needs escapes');
+});
+
 t.test('access lines: ms is written as String() writes it, for any duration', async (t) => {
   const { msJson } = await import('../src/log.js');
   const fixed = [0, 1, 12, 0.01, 0.1, 0.05, 0.5, 1.05, 1.5, 1.25, 9.99, 10.1, 99.09, 123456.78, 1e-7, 1.005, 0.125, 2 ** 40 + 0.5, 1e13, -1.5, -0, 5e-324];
