@@ -153,14 +153,14 @@ t.test('access lines written as bytes stay accessLineAt\'s line as the pieces th
   const times = ['2026-12-06T08:00:00.123Z', '2026-12-06T08:00:00.124Z', '2026-12-06T09:59:59.999Z'];
   const routes = ['cdf', 'app', '-', 'a"b'];
   const decisions = ['allow', 'deny', 'unauthenticated', 'not_found'];
-  const reasons = [null, 'no_rule', 'signature'] as const;
+  const reasons = [null, 'no_rule', 'bad_signature'] as const;
   const statuses = [200, 401, 403, 404, 101, 599];
   const buf = Buffer.alloc(4096);
   const base: AccessLine = { requestId: 'r-1', ip: '10.0.0.1', method: 'GET', path: '/p', route: 'cdf', decision: 'allow', reason: null, sub: 'u', status: 200, ms: 1.5 };
   const steps: Array<[AccessLine, string]> = [
     [base, times[0]!], [base, times[1]!], [{ ...base, route: 'app' }, times[1]!], [{ ...base, route: 'app', decision: 'deny' }, times[1]!],
     [{ ...base, route: 'app', decision: 'deny', reason: 'no_rule' }, times[1]!], [{ ...base, status: 403 }, times[1]!],
-    [{ ...base, route: 'a"b' }, times[2]!], [base, times[0]!], [{ ...base, reason: 'signature', decision: 'unauthenticated', status: 401, sub: null }, times[0]!],
+    [{ ...base, route: 'a"b' }, times[2]!], [base, times[0]!], [{ ...base, reason: 'bad_signature', decision: 'unauthenticated', status: 401, sub: null }, times[0]!],
   ];
   let n = 0;
   for (const [l, time] of steps) {
