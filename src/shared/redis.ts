@@ -83,16 +83,14 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
       // The start waits for this (listen() awaits the revocations' subscription): a SUBSCRIBE that
       // is never answered must not hang it. One replica in a CI run sat forever with both its
       // connections open and no listener. A second try on a new connection, then a clear failure.
+      // The one subscription is the revocations', so a connection given up holds no other.
       for (let attempt = 1; ; attempt++) {
-        if (sub === null) {
-          sub = await make('subscriber');
-          // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up.
-          sub.client.on('ready', onReady);
-        } else {
-          sub.client.on('ready', onReady);
-        }
+        sub ??= await make('subscriber');
         try {
           await withTimeout(sub.client.subscribe(channel, (message: string) => onMessage(message)), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE');
+          // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up
+          // (a reconnect before this line is caught up by the onReady() below).
+          sub.client.on('ready', onReady);
           break;
         } catch (err) {
           sub.client.destroy();
