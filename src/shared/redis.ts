@@ -45,6 +45,8 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
   });
   const main = await make('commands');
   let sub: RedisConnection | null = null;
+  /** close() was called: a subscription under way gives up instead of opening another connection. */
+  let closed = false;
 
   async function run<T>(what: string, command: () => Promise<T>): Promise<T> {
     if (!main.client.isReady) throw new SharedStateUnavailable(`redis: not connected (${what}): ${errorText(main.lastError())}`);
@@ -86,6 +88,11 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
       // The one subscription is the revocations', so a connection given up holds no other.
       for (let attempt = 1; ; attempt++) {
         sub ??= await make('subscriber');
+        if (closed) {
+          sub.client.destroy(); // made while close() ran: nothing else would close it
+          sub = null;
+          throw new SharedStateUnavailable('redis: closed while subscribing');
+        }
         try {
           await withTimeout(sub.client.subscribe(channel, (message: string) => onMessage(message)), SUBSCRIBE_TIMEOUT_MS, 'SUBSCRIBE');
           // node-redis resubscribes after a reconnect; 'ready' then tells the listener to catch up
@@ -93,8 +100,10 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
           sub.client.on('ready', onReady);
           break;
         } catch (err) {
-          sub.client.destroy();
+          // close() may have closed it meanwhile (destroying a closed client throws).
+          if (sub.client.isOpen) sub.client.destroy();
           sub = null;
+          if (closed) throw new SharedStateUnavailable(`redis: closed while subscribing: ${errorText(err)}`, err);
           if (attempt >= SUBSCRIBE_ATTEMPTS) throw new SharedStateUnavailable(`redis: SUBSCRIBE failed: ${errorText(err)}`, err);
           logger.warn({ role: 'subscriber', err: errorText(err) }, 'shared redis: SUBSCRIBE failed; trying a new connection');
         }
@@ -102,11 +111,15 @@ export async function connectSharedRedis(cfg: SharedRedisConfig, logger: Logger)
       onReady();
     },
     async close() {
-      for (const x of [sub?.client, c]) {
-        if (x === undefined || !x.isOpen) continue;
-        if (x.isReady) await withTimeout(x.close(), COMMAND_TIMEOUT_MS, 'close').catch(() => x.destroy());
-        else x.destroy();
-      }
+      closed = true;
+      // The subscriber has nothing to flush, and node-redis's close() would wait for a SUBSCRIBE
+      // still unanswered: destroyed at once (which also ends a subscribe() under way).
+      if (sub !== null && sub.client.isOpen) sub.client.destroy();
+      if (!c.isOpen) return;
+      // close() waits for pending commands; once it has begun the client counts as closed and
+      // destroy() would throw, so a close that times out leaves the socket to the server.
+      if (c.isReady) await withTimeout(c.close(), COMMAND_TIMEOUT_MS, 'close').catch(() => { if (c.isOpen) c.destroy(); });
+      else c.destroy();
     },
   };
 }

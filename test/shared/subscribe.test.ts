@@ -14,9 +14,11 @@ import { waitFor } from '../fixtures/tokens.js';
 import type { Session } from '../../src/session/store.js';
 
 /** A relay to `port` that drops the client's bytes carrying a SUBSCRIBE while `swallow` > 0 (one per SUBSCRIBE). */
-async function startRelay(t: Test, port: number, swallow: number): Promise<{ url: string; swallowed: () => number }> {
+async function startRelay(t: Test, port: number, swallow: number): Promise<{ url: string; swallowed: () => number; connections: () => number }> {
   let swallowed = 0;
+  let connections = 0;
   const server = createServer((client) => {
+    connections++;
     const upstream = createConnection({ host: '127.0.0.1', port });
     client.on('data', (chunk: Buffer) => {
       if (swallowed < swallow && /\r\nsubscribe\r\n/i.test(chunk.toString('latin1'))) { swallowed++; return; }
@@ -29,7 +31,7 @@ async function startRelay(t: Test, port: number, swallow: number): Promise<{ url
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => { server.close(() => r()); }));
-  return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, swallowed: () => swallowed };
+  return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, swallowed: () => swallowed, connections: () => connections };
 }
 
 function collectingLogger() {
@@ -76,4 +78,20 @@ t.test('two unanswered SUBSCRIBEs fail the start with the reason, not a hang', a
   t.type(err, SharedStateUnavailable, 'the start is refused as shared state unavailable');
   t.match((err as SharedStateUnavailable).detail, /^redis: SUBSCRIBE failed: TimeoutError: SUBSCRIBE timed out after \d+ ms$/, 'the reason (what the fatal "cannot listen" line logs) names the command and the wait');
   t.equal(relay.swallowed(), 2, 'tried twice, once per connection');
+});
+
+t.test('closed while its SUBSCRIBE waits: the subscription fails with the reason and opens no other connection', async (t) => {
+  const server = await startRedis(t);
+  const relay = await startRelay(t, server.port, Infinity);
+  const redis = await connect(t, relay.url);
+  const revocations = createRevocations({ maxAgeMs: 60_000, clock: Date.now, logger: pino({ level: 'silent' }), redis });
+  const outcome = revocations.ready.then(() => null, (e: unknown) => e);
+  await waitFor(() => relay.swallowed() === 1);
+  const before = relay.connections();
+  await redis.close(); // a shutdown during the start
+  const err = await outcome;
+  t.type(err, SharedStateUnavailable, 'refused as shared state unavailable, not a raw client error');
+  t.match((err as SharedStateUnavailable).detail, /^redis: closed while subscribing/, 'the reason says why');
+  t.equal(relay.connections(), before, 'no connection opened after close()');
+  t.equal(relay.swallowed(), 1, 'no second SUBSCRIBE');
 });
